@@ -1,0 +1,25 @@
+"""``python3 -m echolab_server --variant poll``: settings from the command line and environment."""
+
+import sys
+
+from .settings import parse_settings
+from .variants import server_class
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    try:
+        server = server_class(settings.variant)(settings)
+    except OSError as error:
+        print(
+            f"echolab_server: cannot listen on {settings.host}:{settings.port} "
+            f"(or stats port {settings.stats_port}): {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
+    server.serve_until_signalled()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

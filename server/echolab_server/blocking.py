@@ -1,0 +1,71 @@
+"""The blocking family: one handler, run inline, by a thread per connection, or by a pool.
+
+As in ``socketserver``, the handler is written once (the tutorial's ``handle_client``) and the
+variants differ only in who runs it. Backpressure comes for free: a client that stops
+reading blocks its own ``sendall``, so nothing is buffered beyond one ``recv``.
+"""
+
+import socket
+import threading
+from collections.abc import Iterator
+
+from .server import EchoServer, describe
+
+_SHUTDOWN_GRACE = 0.5  # seconds to let handlers finish after their sockets are shut down
+
+
+class BlockingEchoServer(EchoServer):
+    """Accepts in the main thread; handlers block in recv and sendall."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_changed = threading.Condition()
+
+    def accept_forever(self) -> Iterator[tuple[socket.socket, tuple]]:
+        while True:
+            accepted = self.accept()
+            if accepted is not None:
+                with self._open_changed:
+                    self._open.add(accepted[0])
+                yield accepted
+
+    def handle(self, conn: socket.socket, addr: tuple) -> None:
+        """The tutorial's handle_client(): recv, count, print, sendall, until the client closes."""
+        try:
+            while data := conn.recv(self.settings.recv_size):
+                self.received(data)
+                conn.sendall(data)
+                self.traffic.sent(len(data))
+        except OSError as error:
+            self.log.line(f"Connection from {addr} ended: {describe(error)}")
+        finally:
+            with self._open_changed:
+                self._open.discard(conn)
+                self._open_changed.notify_all()
+            self.release(conn)
+
+    def close_connections(self) -> None:
+        """Wake every handler blocked in recv or sendall, then give them a moment to finish.
+
+        ``shutdown()`` (not ``close()``) is safe while another thread is inside a call on the
+        socket: its recv returns b"" and its handler closes the socket itself.
+        """
+        with self._open_changed:
+            for conn in self._open:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone: the peer reset it, or its handler is closing it
+            self._open_changed.wait_for(lambda: not self._open, timeout=_SHUTDOWN_GRACE)
+
+
+class ThreadPerConnectionServer(BlockingEchoServer):
+    """A thread per connection: the tutorial's handle_new_connections_threads()."""
+
+    def serve(self) -> None:
+        for conn, addr in self.accept_forever():
+            thread = threading.Thread(
+                target=self.handle, args=(conn, addr), name=f"client-{addr[1]}", daemon=True
+            )
+            thread.start()

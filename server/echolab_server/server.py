@@ -1,0 +1,205 @@
+"""What every variant shares: the listening socket, counting, logging, limits, stats, shutdown.
+
+A variant is a subclass that says how connections are served (``serve``) and which message
+counter it keeps (``make_counter``); everything else is written once, here.
+"""
+
+import contextlib
+import errno
+import resource
+import signal
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from .counters import MessageCounter, Traffic
+from .log import Log
+from .settings import Settings
+from .stats import StatsEndpoint
+
+# accept() failures that mean "out of a resource for now", not "the listener is broken".
+_ACCEPT_BACKOFF_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_SPARE_DESCRIPTORS = 32  # kept free under the open-file limit for logs, stats and the like
+
+
+class ShutdownRequested(Exception):
+    """Raised in the main thread by SIGTERM or SIGINT, the way Ctrl-C raises KeyboardInterrupt.
+
+    An exception interrupts whatever the main thread is blocked in (accept, recv, select,
+    poll) without any variant having to look at a flag.
+    """
+
+
+@contextlib.contextmanager
+def shutdown_on_signals() -> Iterator[None]:
+    """Turn the first SIGTERM or SIGINT into ShutdownRequested; ignore repeats during clean-up."""
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def request_shutdown(signum: int, frame: object) -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+        raise ShutdownRequested(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, request_shutdown) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def describe(error: OSError) -> str:
+    """'reset by peer' rather than '[Errno 104] Connection reset by peer'."""
+    return error.strerror or str(error) or type(error).__name__
+
+
+def open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one and return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
+
+
+class EchoServer(ABC):
+    """The tutorial's server around a swappable concurrency model.
+
+    Life cycle: ``serve_until_signalled()`` opens the listener and the stats endpoint, prints
+    ``Starting server on ...``, runs the variant's ``serve()`` until a signal, then closes
+    every socket and prints ``Shutting down gracefully...`` and the final totals.
+    """
+
+    variant = ""
+    default_work_delay = 0.0
+
+    def __init__(self, settings: Settings, log: Log | None = None) -> None:
+        self.settings = settings
+        self.log = log if log is not None else Log(quiet=settings.quiet)
+        self.work_delay = (
+            settings.work_delay if settings.work_delay is not None else self.default_work_delay
+        )
+        self.traffic = Traffic()
+        self.messages = self.make_counter()
+        self.ready = threading.Event()
+        self.listener = self.open_listener()
+        self.port = self.listener.getsockname()[1]
+        limit = settings.max_connections
+        self.max_connections = limit if limit is not None else open_file_limit() - _SPARE_DESCRIPTORS
+        self.stats = None
+        if settings.stats_port is not None:
+            self.stats = StatsEndpoint(settings.host, settings.stats_port, self.snapshot, self.ready)
+        self._started = time.monotonic()
+
+    # -- what a variant provides ------------------------------------------------------------
+
+    def make_counter(self) -> MessageCounter:
+        """The message counter; single-threaded variants need no guard, the default."""
+        return MessageCounter(self.log, work_delay=self.work_delay)
+
+    @abstractmethod
+    def serve(self) -> None:
+        """Serve connections until ShutdownRequested is raised in the main thread."""
+
+    def close_connections(self) -> None:
+        """Close every client connection at shutdown (variants that hold them override)."""
+
+    # -- shared parts ------------------------------------------------------------------------
+
+    def open_listener(self) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.settings.host, self.settings.port))
+        listener.listen(self.settings.backlog)
+        return listener
+
+    def serve_until_signalled(self) -> None:
+        with shutdown_on_signals():
+            try:
+                if self.stats is not None:
+                    self.stats.start()
+                self.log.line(f"Starting server on {self.settings.host!r} port {self.port}")
+                self.ready.set()
+                self.serve()
+            except ShutdownRequested:
+                self.log.line("Shutting down gracefully...")
+            finally:
+                self.ready.clear()
+                self.listener.close()
+                self.close_connections()
+                self.log.line(self.final_totals())
+                if self.stats is not None:
+                    self.stats.close()
+
+    def accept(self, listener: socket.socket | None = None) -> tuple[socket.socket, tuple] | None:
+        """Accept one connection and admit it, or return None if it was refused or failed.
+
+        Running out of file descriptors must not end the server: it logs, backs off briefly
+        (so that a full descriptor table does not spin the loop) and carries on.
+        """
+        try:
+            conn, addr = (listener or self.listener).accept()
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            if error.errno not in _ACCEPT_BACKOFF_ERRORS:
+                if error.errno == errno.ECONNABORTED:
+                    return None
+                raise
+            self.log.line(f"Cannot accept a connection: {describe(error)}; retrying shortly")
+            time.sleep(0.1)
+            return None
+        if not self.admit(conn, addr):
+            return None
+        return conn, addr
+
+    def admit(self, conn: socket.socket, addr: tuple) -> bool:
+        """Count a new connection, or close it with a log line saying why it was refused."""
+        reason = self.refusal(conn)
+        if reason is not None:
+            self.traffic.refused()
+            self.log.line(f"Refusing connection from {addr}: {reason}")
+            conn.close()
+            return False
+        # Urgent (MSG_OOB) bytes stay in the stream and are echoed like any other byte.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        self.traffic.opened()
+        self.log.line(f"Received new connection from  {addr}")
+        return True
+
+    def refusal(self, conn: socket.socket) -> str | None:
+        """Why a new connection cannot be served, or None if it can."""
+        open_now = self.traffic.connections_current
+        if open_now >= self.max_connections:
+            return f"{open_now} connections open (limit {self.max_connections})"
+        return None
+
+    def release(self, conn: socket.socket) -> None:
+        """Close a connection that was admitted."""
+        conn.close()
+        self.traffic.closed()
+
+    def received(self, data: bytes) -> None:
+        """The tutorial's per-message step: print it, count it (the total prints itself)."""
+        self.log.per_message(f"Received: {data!r}")
+        self.traffic.received(len(data))
+        self.messages.add_one()
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "variant": self.variant,
+            "messages": self.messages.value,
+            **self.traffic.snapshot(),
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+
+    def final_totals(self) -> str:
+        totals = self.snapshot()
+        return (
+            f"Final totals: {totals['messages']} messages, "
+            f"{totals['bytes_received']} bytes received, {totals['bytes_sent']} bytes sent, "
+            f"{totals['connections_total']} connections, {totals['connections_refused']} refused"
+        )
+

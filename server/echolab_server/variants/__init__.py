@@ -1,0 +1,19 @@
+"""The variants, by name: each is one module with one server class, importing only the core."""
+
+import importlib
+
+VARIANTS = {
+    "simple": "SimpleServer",
+    "threads": "ThreadsServer",
+    "lock": "LockServer",
+    "condition": "ConditionServer",
+    "select": "SelectServer",
+    "poll": "PollServer",
+    "pool": "PoolServer",
+}
+
+
+def server_class(variant: str) -> type:
+    """Import a variant's module only when it is chosen (uvloop, say, may be missing)."""
+    module = importlib.import_module(f"{__name__}.{variant}")
+    return getattr(module, VARIANTS[variant])

@@ -1,0 +1,54 @@
+"""select: one thread, ``select.select`` over every socket, the tutorial's handle_new_connections_select().
+
+``select`` hands the kernel three lists of sockets on every call and gets back the ready ones:
+simple and portable, but each call costs time proportional to the number of sockets watched,
+and it cannot watch a descriptor numbered FD_SETSIZE (1024) or higher. Past that ceiling this
+variant refuses the newcomer with a log line and keeps serving everyone else (the tutorial's
+loop would die with ``ValueError: filedescriptor out of range in select()``).
+
+The tutorial also passes its inputs as the "exceptional" list and closes whatever shows up
+there; on a TCP socket that list reports urgent (out-of-band) data, not errors. echolab keeps
+urgent bytes inline (SO_OOBINLINE) and lets recv and send report errors instead.
+"""
+
+import select
+from collections.abc import Iterator
+
+from ..eventloop import READ, WRITE, EventLoopServer, Readiness
+
+FD_SETSIZE = 1024
+
+
+class SelectReadiness(Readiness):
+    def __init__(self) -> None:
+        self._readers: set[int] = set()
+        self._writers: set[int] = set()
+
+    def watch(self, fd: int, events: int) -> None:
+        (self._readers.add if events & READ else self._readers.discard)(fd)
+        (self._writers.add if events & WRITE else self._writers.discard)(fd)
+
+    def forget(self, fd: int) -> None:
+        self._readers.discard(fd)
+        self._writers.discard(fd)
+
+    def wait(self) -> Iterator[tuple[int, int]]:
+        readable, writable, _ = select.select(self._readers, self._writers, [])
+        writable = set(writable)
+        for fd in readable:
+            yield fd, READ | (WRITE if fd in writable else 0)
+            writable.discard(fd)
+        for fd in writable:
+            yield fd, WRITE
+
+    def refusal(self, fd: int) -> str | None:
+        if fd >= FD_SETSIZE:
+            return f"descriptor {fd} is past select()'s FD_SETSIZE ceiling ({FD_SETSIZE})"
+        return None
+
+
+class SelectServer(EventLoopServer):
+    variant = "select"
+
+    def make_readiness(self) -> SelectReadiness:
+        return SelectReadiness()

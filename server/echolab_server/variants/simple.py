@@ -1,0 +1,16 @@
+"""simple: one connection at a time, the tutorial's handle_new_connections_simple().
+
+The main thread runs the handler itself, so while one client is connected the next one is
+accepted by the kernel (it waits in the listen backlog) but gets no echo until the first
+disconnects. Single-threaded, so the counter needs no lock.
+"""
+
+from ..blocking import BlockingEchoServer
+
+
+class SimpleServer(BlockingEchoServer):
+    variant = "simple"
+
+    def serve(self) -> None:
+        for conn, addr in self.accept_forever():
+            self.handle(conn, addr)
