@@ -1,0 +1,66 @@
+# echolab: `make` lists the targets. `make setup` prepares a fresh machine
+# (Docker engine, Compose v2, base image, .venv); the other targets call it as needed.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+COMPOSE := docker compose
+IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
+LINTED := server client loadgen tests
+ARGS ?=
+
+# tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
+# so recipes read it when they run; a BASE_IMAGE already in the environment wins, as in compose.
+WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail -n1)}"
+
+.PHONY: help setup engine venv build up down test test-unit bench lint clean clean-all
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: engine venv ## prepare this machine: Docker, Compose v2, base image, .venv
+
+engine: ## check Docker and Compose v2, choose the base image (.env)
+	tools/ensure-docker
+	tools/ensure-compose
+	tools/base-image
+
+venv: ## create .venv with the dev tools pinned in pyproject.toml
+	tools/venv
+
+build: engine ## build all images (servers and tools)
+	$(COMPOSE) --profile tools build
+
+up: engine ## start the server variants and wait until healthy
+	$(COMPOSE) up -d --wait
+
+down: ## stop and remove everything compose started here
+	$(COMPOSE) --profile tools down --remove-orphans
+
+test: setup ## run all tests (ARGS="..." goes to pytest)
+	$(WITH_BASE) .venv/bin/pytest $(ARGS)
+
+test-unit: venv ## run the unit tests only (no Docker)
+	.venv/bin/pytest tests/unit $(ARGS)
+
+bench: setup ## run the benchmark (echolab_loadgen.bench)
+	$(WITH_BASE) PYTHONPATH=loadgen:server:client .venv/bin/python -m echolab_loadgen.bench $(ARGS)
+
+lint: venv ## ruff check and format check
+	.venv/bin/ruff check $(LINTED)
+	.venv/bin/ruff format --check $(LINTED)
+
+clean: ## remove containers, echolab images, .venv and caches (keeps the base image)
+	-$(COMPOSE) --profile tools down --remove-orphans
+	for p in $$(docker ps -a --filter label=com.docker.compose.project \
+	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
+	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
+	docker images --format '{{.Repository}}:{{.Tag}}' \
+	  | { grep -E '^($(subst $() ,|,$(IMAGES))):' || true; } | xargs -r docker image rm
+	rm -rf .venv .pytest_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
+
+clean-all: clean ## clean, and remove the base image echolab-base too
+	docker images --format '{{.Repository}}:{{.Tag}}' \
+	  | { grep '^echolab-base:' || true; } | xargs -r docker image rm
