@@ -1,0 +1,273 @@
+"""Command line: ``python3 -m echolab_loadgen --target server-poll --connections 100 --duration 5``.
+
+Three modes, chosen by the options given:
+  experiment  ``--clients N --repeat M``: the tutorial's shell loops, then the server's count
+  sustained   ``--connections C --size S (--messages M | --duration T) [--rate R] [--procs P]``
+  idle        ``--idle N [--hold S]``: open N live idle connections, hold them, report how many
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import sys
+import time
+
+from .engine import Load
+from .experiment import MESSAGE, run_experiment
+from .idle import open_idle
+from .stats import MessageCounter
+from .workers import WorkerDied, run_load
+
+PROGRESS_AFTER_S = 2.0
+MIB = 1 << 20
+# The server counts recv() calls that returned data (the tutorial's unit), 1024 bytes at most
+# each by default: only messages that fit in one recv() make its count comparable with ours.
+COUNTABLE_SIZE = 1024
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (and exit 2), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"loadgen: error: {message} (see --help)\n")
+
+
+def positive(kind):
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+        return value
+
+    return convert
+
+
+def port(text):
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}")
+    return int(text)
+
+
+def build_parser():
+    p = Parser(prog="loadgen", description="Drive an echolab echo server and measure it.")
+    p.add_argument(
+        "--target",
+        default=os.environ.get("ECHOLAB_TARGET", "server-poll"),
+        help="server host name (default: $ECHOLAB_TARGET or server-poll)",
+    )
+    p.add_argument("--port", type=port, default=12345, help="echo port (default 12345)")
+    p.add_argument(
+        "--stats-port",
+        type=port,
+        default=8080,
+        help="the server's stats port, 0 for a server without one (default 8080)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--timeout",
+        type=positive(float),
+        default=5.0,
+        help="seconds to wait for a connect or a stalled echo (default 5)",
+    )
+    exp = p.add_argument_group("the tutorial's experiment")
+    exp.add_argument("--clients", type=positive(int), help="concurrent loops (default 2)")
+    exp.add_argument("--repeat", type=positive(int), help="connections per loop (default 100)")
+    sus = p.add_argument_group("sustained load (the default mode)")
+    sus.add_argument("--connections", type=positive(int), help="open connections (default 1)")
+    sus.add_argument("--size", type=positive(int), help="message size in bytes (default 64)")
+    length = sus.add_mutually_exclusive_group()
+    length.add_argument("--messages", type=positive(int), help="messages per connection")
+    length.add_argument("--duration", type=positive(float), help="seconds (default 5)")
+    sus.add_argument(
+        "--rate",
+        type=positive(float),
+        help="open loop: messages per second over all connections, latency counted "
+        "from when each message was due",
+    )
+    sus.add_argument("--procs", type=positive(int), help="worker processes (default 1)")
+    idle = p.add_argument_group("idle connections")
+    idle.add_argument("--idle", type=positive(int), help="open this many idle connections")
+    idle.add_argument("--hold", type=float, default=0.0, help="seconds to hold them open")
+    return p
+
+
+SUSTAINED = ("connections", "size", "messages", "duration", "rate", "procs")
+
+
+def mode_of(args, parser):
+    """The mode, from which options were given; mixing two modes' options is an error."""
+    given = {
+        name
+        for name in (*SUSTAINED, "clients", "repeat", "idle")
+        if getattr(args, name) is not None
+    }
+    modes = {
+        (
+            "experiment"
+            if name in ("clients", "repeat")
+            else "idle"
+            if name == "idle"
+            else "sustained"
+        )
+        for name in given
+    }
+    if len(modes) > 1:
+        parser.error("options of different modes: " + ", ".join(f"--{n}" for n in sorted(given)))
+    return modes.pop() if modes else "sustained"
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    mode = mode_of(args, parser)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
+    try:
+        if mode == "idle":
+            return idle_mode(args)
+        counter = MessageCounter(args.target, args.stats_port)
+        if counter.warning:
+            print(f"loadgen: warning: {counter.warning}", file=sys.stderr, flush=True)
+        if mode == "experiment":
+            clients, repeat = args.clients or 2, args.repeat or 100
+            raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
+            connections, size = clients * repeat, len(MESSAGE)
+        else:
+            load = Load(
+                args.target,
+                args.port,
+                args.connections or 1,
+                args.size or 64,
+                args.messages,
+                None if args.messages else (args.duration or 5.0),
+                args.rate,
+                args.timeout,
+            )
+            progress = Progress()
+            raw = run_load(load, args.procs or 1, progress.update)
+            progress.done()
+            connections, size = load.connections, load.size
+        result = summarize(raw, counter.counted(), connections, size)
+    except KeyboardInterrupt:
+        print("\nloadgen: interrupted", file=sys.stderr, flush=True)
+        return 130
+    except WorkerDied as exc:
+        print(f"loadgen: {exc}", file=sys.stderr, flush=True)
+        return 1
+    result = {"mode": mode, "target": f"{args.target}:{args.port}"} | result
+    if mode == "sustained":
+        result |= {"procs": args.procs or 1, "rate": args.rate}
+    return verdict(result, args.json)
+
+
+def summarize(raw, counted, connections, size):
+    """The documented JSON keys, from a worker or experiment report."""
+    elapsed = raw["elapsed_s"]
+    echoed = raw["echoed"]
+    out = {
+        "sent": raw["sent"],
+        "echoed": echoed,
+        "mismatched": raw["mismatched"],
+        "missing": raw["sent"] - echoed - raw["mismatched"],
+        "errors": raw["errors"],
+        "server_counted": counted,
+        "lost_updates": None if counted is None or size > COUNTABLE_SIZE else raw["sent"] - counted,
+        "msgs_per_s": round(echoed / elapsed, 1) if elapsed else 0.0,
+        "mib_per_s": round(echoed * size / MIB / elapsed, 3) if elapsed else 0.0,
+        "duration_s": round(elapsed, 3),
+        "connections": connections,
+        "size": size,
+        "latency_us": raw["recorder"].summary(),
+        "first_error": raw["first_error"],
+    }
+    if "cpu_s" in raw:
+        out["loadgen_cpu_percent"] = round(100 * raw["cpu_s"] / elapsed, 1) if elapsed else 0.0
+    return out
+
+
+def verdict(result, as_json):
+    """Show the result; exit 0 only if every message sent came back intact.
+
+    A server that could not be reached at all gets one line, not a table of zeros.
+    """
+    unreachable = result["sent"] == 0 and result["errors"]
+    if as_json or not unreachable:
+        show(result, as_json)
+    if unreachable:
+        print(
+            f"loadgen: cannot reach {result['target']}: {result['first_error']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    return 1 if result["mismatched"] or result["missing"] or result["errors"] else 0
+
+
+def idle_mode(args):
+    socks, failure = open_idle(args.target, args.port, args.idle, args.timeout)
+    result = {
+        "mode": "idle",
+        "target": f"{args.target}:{args.port}",
+        "idle_requested": args.idle,
+        "idle_open": len(socks),
+        "idle_failure": failure,
+    }
+    show(result, args.json)
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(max(args.hold, 0.0))
+    for sock in socks:
+        sock.close()
+    if not socks and failure:
+        print(f"loadgen: cannot reach {result['target']}: {failure}", file=sys.stderr, flush=True)
+    return 0 if failure is None else 1
+
+
+def show(result, as_json):
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    for key, value in result.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k} {v}" for k, v in value.items())
+        elif value is None:
+            value = "-"
+        print(f"{key:<20} {value}")
+    sys.stdout.flush()
+
+
+class Progress:
+    """A live line on a terminal for runs longer than a couple of seconds; silent otherwise."""
+
+    def __init__(self):
+        self.enabled = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.shown = False
+        self.last = (0, time.monotonic())
+
+    def update(self, sent, echoed, failed):
+        now = time.monotonic()
+        rate = (echoed - self.last[0]) / max(now - self.last[1], 1e-9)
+        self.last = (echoed, now)
+        if not self.enabled or now - self.start < PROGRESS_AFTER_S:
+            return
+        self.shown = True
+        print(
+            f"\r{now - self.start:6.1f} s  sent {sent}  echoed {echoed}  failed {failed}  "
+            f"{rate:,.0f} msgs/s ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def done(self):
+        if self.shown:
+            print(file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

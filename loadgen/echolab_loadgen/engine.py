@@ -1,0 +1,333 @@
+"""The load engine: one epoll loop per process, driving many non-blocking connections.
+
+A thread per connection would make loadgen itself a lesson in the GIL; one ``select.epoll`` loop
+per process keeps the client cheaper than the servers it measures, and ``--procs`` adds processes
+(each its own loop, its own share of the connections) when one core is not enough.
+
+Every connection runs in lock step: send a message, read exactly as many bytes back, compare them
+with what was sent, then send the next one.  Consecutive messages differ, so an echo of a stale or
+foreign message is caught too.  In the closed loop the next message goes out as soon as the echo is
+in, and latency is measured from the actual send.  In the open loop (``rate``) message k of a
+connection is due at a fixed time; if the server was slow the message goes out late, but its latency
+is still measured from when it was due, so a stall shows up in every message it delayed
+(coordinated omission, as wrk2 corrects it).
+"""
+
+import errno
+import heapq
+import os
+import random
+import select
+import socket
+import time
+from dataclasses import dataclass
+
+from .histogram import LatencyRecorder
+
+PAYLOAD_VARIANTS = 7  # prime, so that connection i and i+1 never send the same message in step
+PROGRESS_EVERY_NS = 200_000_000
+READ_CHUNK = 262_144
+
+# Slots of a worker's row in the shared progress array.
+P_SENT, P_ECHOED, P_FAILED = range(3)
+PROGRESS_SLOTS = 3
+
+
+@dataclass(frozen=True)
+class Load:
+    """What to run against one server; ``messages`` is per connection, ``rate`` is msgs/s in all."""
+
+    host: str
+    port: int
+    connections: int
+    size: int
+    messages: int | None = None
+    duration: float | None = None
+    rate: float | None = None
+    timeout: float = 5.0
+
+
+def make_payloads(size):
+    """Distinct pseudo-random messages of ``size`` bytes (seeded: every run sends the same ones)."""
+    blob = random.Random(size).randbytes(size * PAYLOAD_VARIANTS)
+    return [blob[i * size : (i + 1) * size] for i in range(PAYLOAD_VARIANTS)]
+
+
+class Conn:
+    __slots__ = ("due", "expected", "fd", "got", "ident", "intact", "out", "seq", "sock", "t0")
+
+    def __init__(self, sock, ident):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.ident = ident
+        self.seq = 0
+        self.expected = b""
+        self.got = 0
+        self.intact = True
+        self.out = None  # memoryview of the unsent rest of the current message
+        self.t0 = 0
+        self.due = 0
+
+
+class Engine:
+    """Runs ``load`` over ``count`` connections numbered from ``first``; see ``run``."""
+
+    def __init__(self, load, first, count, progress=None, row=0):
+        self.load = load
+        self.first = first
+        self.count = count
+        self.progress = progress
+        self.row = row * PROGRESS_SLOTS
+        self.payloads = make_payloads(load.size)
+        self.ep = select.epoll()
+        self.epoll_fd = [self.ep.fileno()]
+        self.conns = {}
+        self.recorder = LatencyRecorder()
+        self.sent = self.echoed = self.mismatched = self.errors = 0
+        self.first_error = None
+        self.heap = []
+        self.interval_ns = 0
+        if load.rate:
+            self.interval_ns = round(1e9 * load.connections / load.rate)
+
+    # -- connection set-up ---------------------------------------------------------------------
+
+    def connect(self):
+        """Open every connection at once; return how many are established within the timeout."""
+        pending = {}
+        for ident in range(self.first, self.first + self.count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                err = sock.connect_ex(self.address())
+            except OSError as exc:  # name resolution: fails for every connection alike
+                sock.close()
+                self.fail(exc, count=self.count)
+                return 0
+            if err not in (0, errno.EINPROGRESS):
+                self.fail(OSError(err, os.strerror(err)))
+                sock.close()
+                continue
+            pending[sock.fileno()] = Conn(sock, ident)
+            self.ep.register(sock.fileno(), select.EPOLLOUT)
+        deadline = time.monotonic() + self.load.timeout
+        while pending and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in self.ep.poll(left):
+                conn = pending.pop(fd)
+                err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    self.drop(conn, OSError(err, os.strerror(err)))
+                else:
+                    self.ep.modify(fd, select.EPOLLIN)
+                    self.conns[fd] = conn
+        for conn in pending.values():
+            self.drop(conn, TimeoutError(f"connect timed out after {self.load.timeout:g} s"))
+        return len(self.conns)
+
+    def address(self):
+        infos = socket.getaddrinfo(
+            self.load.host, self.load.port, socket.AF_INET, socket.SOCK_STREAM
+        )
+        return infos[0][4]
+
+    def fail(self, exc, count=1):
+        self.errors += count
+        if self.first_error is None:
+            self.first_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    def drop(self, conn, exc):
+        """A connection broke: count it, close it, forget it."""
+        self.fail(exc)
+        self.close(conn)
+
+    def close(self, conn):
+        self.conns.pop(conn.fd, None)
+        conn.sock.close()  # closing the only descriptor also takes it out of the epoll set
+
+    # -- the lock step -------------------------------------------------------------------------
+
+    def send(self, conn, t0):
+        conn.expected = self.payloads[(conn.ident + conn.seq) % PAYLOAD_VARIANTS]
+        conn.got = 0
+        conn.intact = True
+        conn.t0 = t0
+        try:
+            n = conn.sock.send(conn.expected)
+        except OSError as exc:
+            self.drop(conn, exc)
+            return
+        if n == len(conn.expected):
+            self.sent += 1
+        else:
+            conn.out = memoryview(conn.expected)[n:]
+            self.ep.modify(conn.fd, select.EPOLLIN | select.EPOLLOUT)
+
+    def send_rest(self, conn):
+        try:
+            n = conn.sock.send(conn.out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.drop(conn, exc)
+            return
+        conn.out = conn.out[n:]
+        if not conn.out:
+            conn.out = None
+            self.sent += 1
+            self.ep.modify(conn.fd, select.EPOLLIN)
+
+    def receive(self, conn, now):
+        """Read what is there of the echo; return True once the whole message is back."""
+        try:
+            data = conn.sock.recv(min(len(conn.expected) - conn.got, READ_CHUNK))
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.drop(conn, exc)
+            return False
+        if not data:
+            self.drop(conn, ConnectionError("server closed the connection"))
+            return False
+        n = len(data)
+        if n == len(conn.expected):
+            conn.intact = data == conn.expected
+        elif conn.intact:
+            conn.intact = memoryview(conn.expected)[conn.got : conn.got + n] == data
+        conn.got += n
+        if conn.got < len(conn.expected):
+            return False
+        if conn.intact:
+            self.echoed += 1
+        else:
+            self.mismatched += 1
+        self.recorder.record((now - conn.t0) // 1000)
+        conn.seq += 1
+        return True
+
+    def run(self, go=None):
+        """Connect, call ``go`` (the start barrier shared by all workers), drive the load, report.
+
+        Bounded in time as well as count: the run ends ``timeout`` seconds after the duration,
+        or as soon as ``timeout`` seconds pass without a message sent or echoed (a stalled server).
+        """
+        connected = self.connect()
+        if go is not None:
+            go()
+        if connected == 0:
+            return self.report(0, 0)
+        cpu0 = sum(os.times()[:2])
+        start = time.perf_counter_ns()
+        load = self.load
+        timeout_ns = int(load.timeout * 1e9)
+        end_sending = start + int(load.duration * 1e9) if load.duration else None
+        limit = load.messages
+        for conn in list(self.conns.values()):
+            if load.rate:  # spread the connections' first messages evenly over one interval
+                conn.due = start + conn.ident * self.interval_ns // load.connections
+                heapq.heappush(self.heap, (conn.due, conn.fd))
+            else:
+                self.send(conn, start)
+        now = last_tick = last_activity = start
+        activity = 0
+        while self.conns:
+            timeout = self.poll_timeout(now, end_sending)
+            if 0 < timeout < 0.001:  # epoll counts whole milliseconds; select waits microseconds
+                select.select(self.epoll_fd, (), (), timeout)
+                timeout = 0
+            events = self.ep.poll(timeout)
+            now = time.perf_counter_ns()
+            sending = end_sending is None or now < end_sending
+            conns = self.conns
+            for fd, ev in events:
+                conn = conns.get(fd)
+                if conn is None:
+                    continue
+                if ev & select.EPOLLOUT and conn.out is not None:
+                    self.send_rest(conn)
+                    if fd not in conns:
+                        continue
+                if ev & (select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP) and self.receive(
+                    conn, time.perf_counter_ns()
+                ):
+                    if not sending or (limit is not None and conn.seq >= limit):
+                        self.close(conn)
+                    elif load.rate:
+                        self.schedule(conn, now)
+                    else:
+                        self.send(conn, time.perf_counter_ns())
+            if self.heap:
+                self.release_due(now, sending)
+            if now - last_tick >= PROGRESS_EVERY_NS:
+                last_tick = now
+                self.publish()
+                if self.sent + self.echoed + self.mismatched != activity:
+                    activity = self.sent + self.echoed + self.mismatched
+                    last_activity = now
+                if now - max(last_activity, end_sending or 0) >= timeout_ns:
+                    break
+        window = end_sending if end_sending and now >= end_sending else now
+        for conn in list(self.conns.values()):
+            self.close(conn)  # still waiting for an echo when the time was up: counted as missing
+        return self.report(window - start, sum(os.times()[:2]) - cpu0)
+
+    def poll_timeout(self, now, end_sending):
+        """Seconds until the next due message or the end, in whole ms where it is a ms or more.
+
+        Rounding down wakes the loop early rather than late: a late wake-up would be counted as
+        server latency in the open loop.  The sub-millisecond rest goes to ``select``.
+        """
+        wake = self.heap[0][0] if self.heap else None
+        if end_sending is not None and now < end_sending:
+            wake = end_sending if wake is None else min(wake, end_sending)
+        if wake is None:
+            return PROGRESS_EVERY_NS / 1e9
+        left = max(wake - now, 0)
+        if left >= 1_000_000:
+            left -= left % 1_000_000
+        return min(left, PROGRESS_EVERY_NS) / 1e9
+
+    def schedule(self, conn, now):
+        conn.due += self.interval_ns
+        if conn.due <= now:
+            self.send(conn, conn.due)
+        else:
+            heapq.heappush(self.heap, (conn.due, conn.fd))
+
+    def release_due(self, now, sending):
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            due, fd = heapq.heappop(heap)
+            conn = self.conns.get(fd)
+            if conn is None:
+                continue
+            if sending:
+                self.send(conn, due)
+            else:
+                self.close(conn)
+        if not sending:
+            for _, fd in heap:
+                if fd in self.conns:
+                    self.close(self.conns[fd])
+            heap.clear()
+
+    def publish(self):
+        if self.progress is not None:
+            row = self.row
+            self.progress[row + P_SENT] = self.sent
+            self.progress[row + P_ECHOED] = self.echoed
+            self.progress[row + P_FAILED] = self.errors + self.mismatched
+
+    def report(self, elapsed_ns, cpu_s):
+        self.publish()
+        self.ep.close()
+        return {
+            "sent": self.sent,
+            "echoed": self.echoed,
+            "mismatched": self.mismatched,
+            "errors": self.errors,
+            "elapsed_s": elapsed_ns / 1e9,
+            "cpu_s": cpu_s,
+            "recorder": self.recorder,
+            "first_error": self.first_error,
+        }
