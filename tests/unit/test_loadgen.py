@@ -1,0 +1,305 @@
+"""loadgen against in-test echo servers on loopback: counting, verification, failures, the CLI.
+
+Each server listens before its thread starts, so the kernel queues connections from the first
+moment and no test waits for readiness.  Misbehaving servers (one that corrupts a byte, one that
+hangs up, one with a lossy counter) prove that loadgen notices what it claims to notice.
+"""
+
+import http.server
+import json
+import selectors
+import socket
+import threading
+import time
+
+import pytest
+from echolab_loadgen.__main__ import main
+from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
+
+DOCUMENTED_KEYS = {
+    "sent", "echoed", "mismatched", "errors", "server_counted", "lost_updates", "msgs_per_s",
+    "mib_per_s", "duration_s", "connections", "size", "latency_us",
+}  # fmt: skip
+LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
+
+
+class EchoServer:
+    """A selectors echo server in a thread, counting recv() calls as the tutorial does.
+
+    corrupt_at: flip the byte at this offset of every connection's stream.
+    hang_up_after: close each connection once it has echoed this many bytes.
+    count_every: count only every n-th message (a racy counter that loses updates).
+    serve_only: answer only the first n connections; later ones stay in the backlog unserved.
+    stall_first: seconds to hold back the very first echo (a server that stalls once).
+    """
+
+    def __init__(
+        self, corrupt_at=None, hang_up_after=None, count_every=1, serve_only=None, stall_first=0
+    ):
+        self.corrupt_at = corrupt_at
+        self.hang_up_after = hang_up_after
+        self.count_every = count_every
+        self.serve_only = serve_only
+        self.stall_first = stall_first
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.recvs = 0
+        self.counted = 0
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ)
+        echoed = {}
+        while not self.stopping.is_set():
+            for key, _ in sel.select(0.05):
+                if key.fileobj is self.listener:
+                    if self.serve_only is not None and self.accepted >= self.serve_only:
+                        sel.unregister(self.listener)  # leave the rest in the backlog
+                        continue
+                    conn, _ = self.listener.accept()
+                    self.accepted += 1
+                    echoed[conn] = 0
+                    sel.register(conn, selectors.EVENT_READ)
+                    continue
+                conn = key.fileobj
+                data = conn.recv(65536)
+                if not data:
+                    sel.unregister(conn)
+                    conn.close()
+                    continue
+                self.recvs += 1
+                if self.recvs % self.count_every == 0:
+                    self.counted += 1
+                if self.stall_first and self.recvs == 1:
+                    time.sleep(self.stall_first)
+                offset = echoed[conn]
+                if self.corrupt_at is not None and offset <= self.corrupt_at < offset + len(data):
+                    i = self.corrupt_at - offset
+                    data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+                conn.setblocking(True)
+                conn.sendall(data)
+                echoed[conn] = offset + len(data)
+                if self.hang_up_after is not None and echoed[conn] >= self.hang_up_after:
+                    sel.unregister(conn)
+                    conn.close()
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join()
+        self.listener.close()
+
+
+class StatsServer:
+    """The stats endpoint of an EchoServer: ``GET /stats`` answers its message counter."""
+
+    def __init__(self, echo):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"messages": echo.counted}).encode()
+                self.send_response(200 if self.path == "/stats" else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    """Start EchoServer(**options) with its stats endpoint; returns the base CLI arguments."""
+    started = []
+
+    def start(**options):
+        echo = EchoServer(**options)
+        stats = StatsServer(echo)
+        started.extend([stats, echo])
+        return ["--target", "127.0.0.1", "--port", str(echo.port), "--stats-port", str(stats.port)]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def run_json(capsys, argv):
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_experiment_counts_what_the_server_counted(serve, capsys):
+    code, result, _ = run_json(capsys, [*serve(), "--clients", "2", "--repeat", "15"])
+    assert code == 0
+    assert (result["sent"], result["echoed"], result["mismatched"]) == (30, 30, 0)
+    assert (result["server_counted"], result["lost_updates"]) == (30, 0)
+    assert result["connections"] == 30
+
+
+def test_experiment_reports_lost_updates_of_a_racy_counter(serve, capsys):
+    code, result, _ = run_json(capsys, [*serve(count_every=3), "--clients", "2", "--repeat", "15"])
+    assert code == 0, "lost updates are the server's lesson, not a failed echo"
+    assert (result["echoed"], result["server_counted"], result["lost_updates"]) == (30, 10, 20)
+
+
+def test_sustained_load_verifies_every_message(serve, capsys):
+    args = [*serve(), "--connections", "5", "--messages", "40", "--size", "100"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert result.keys() >= DOCUMENTED_KEYS
+    assert set(result["latency_us"]) == LATENCY_KEYS
+    assert (result["sent"], result["echoed"], result["mismatched"], result["errors"]) == (
+        200, 200, 0, 0,
+    )  # fmt: skip
+    assert result["server_counted"] == 200 and result["lost_updates"] == 0
+    assert result["msgs_per_s"] > 0 and result["mib_per_s"] > 0
+    assert result["latency_us"]["p50"] <= result["latency_us"]["max"]
+
+
+def test_large_messages_arrive_in_pieces_and_are_still_checked(serve, capsys):
+    args = [*serve(), "--connections", "2", "--messages", "5", "--size", "300000"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert (result["sent"], result["echoed"], result["size"]) == (10, 10, 300000)
+    assert result["server_counted"] > 10, "the server counted more recv() calls than messages"
+    assert result["lost_updates"] is None, "not comparable when a message spans several recv()"
+
+
+@pytest.mark.parametrize("size", [64, 300000])
+def test_a_corrupted_byte_is_a_mismatch(serve, capsys, size):
+    args = [*serve(corrupt_at=size + 7), "--connections", "1", "--messages", "4", "--size"]
+    code, result, _ = run_json(capsys, [*args, str(size)])
+    assert code == 1
+    assert (result["sent"], result["echoed"], result["mismatched"]) == (4, 3, 1)
+
+
+def test_a_server_hanging_up_is_an_error_and_the_echo_missing(serve, capsys):
+    args = [*serve(hang_up_after=64), "--connections", "3", "--messages", "5", "--size", "64"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 1
+    assert result["errors"] == 3
+    assert result["echoed"] == 3 and result["sent"] == 6 and result["missing"] == 3
+    assert result["first_error"].startswith("Connection")
+
+
+def test_procs_split_the_connections_and_merge_the_results(serve, capsys):
+    args = [*serve(), "--connections", "4", "--messages", "25", "--procs", "2"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert (result["sent"], result["echoed"], result["server_counted"]) == (100, 100, 100)
+    assert result["procs"] == 2
+
+
+def test_open_loop_counts_latency_from_when_a_message_was_due(serve, capsys):
+    """The server holds its first echo 0.3 s; at 100 msgs/s, 30 more messages fall due meanwhile.
+
+    Measured from the actual send (as a closed loop does), only the first would look slow.  From
+    the time each was due, the first seven (p90 of 60 is the 7th slowest) waited at least
+    0.3 - 0.06 s, less the sketch's 1%.  A lower bound only: a slow machine can make the latencies
+    larger, never smaller.
+    """
+    args = [*serve(stall_first=0.3), "--connections", "1", "--messages", "60", "--rate", "100"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert result["sent"] == 60 and result["rate"] == 100
+    assert result["latency_us"]["p90"] >= 240_000 * 0.99
+
+
+def test_idle_stops_at_the_first_connection_not_served(serve, capsys):
+    args = [*serve(serve_only=3), "--idle", "6", "--timeout", "0.5"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 1
+    assert (result["idle_requested"], result["idle_open"]) == (6, 3)
+    assert result["idle_failure"] == "connection 4 not served within 0.5 s"
+
+
+def test_idle_holds_all_it_was_asked_for(serve, capsys):
+    code, result, _ = run_json(capsys, [*serve(), "--idle", "50"])
+    assert code == 0
+    assert (result["idle_open"], result["idle_failure"]) == (50, None)
+
+
+def unused_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", [["--connections", "3", "--messages", "2"], ["--repeat", "2"]])
+def test_unreachable_server_is_one_line_and_a_failure(capsys, mode):
+    code = main(["--target", "127.0.0.1", "--port", str(unused_port()), "--stats-port", "0", *mode])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("loadgen: cannot reach 127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--connections", "0"],
+        ["--size", "big"],
+        ["--port", "70000"],
+        ["--messages", "3", "--duration", "2"],
+        ["--clients", "2", "--connections", "4"],
+        ["--rate", "-5"],
+        ["--no-such-option"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("loadgen: error: ") and err.count("\n") == 1
+
+
+def test_stats_unavailable_leaves_the_count_empty(serve, capsys):
+    base = serve()
+    base[base.index("--stats-port") + 1] = str(unused_port())
+    code, result, err = run_json(capsys, [*base, "--connections", "1", "--messages", "3"])
+    assert code == 0
+    assert result["server_counted"] is None and result["lost_updates"] is None
+    assert err.startswith("loadgen: warning: no stats from 127.0.0.1:")
+
+
+def test_percentiles_of_known_data_within_the_sketch_error():
+    recorder = LatencyRecorder()
+    for micros in range(1, 10_001):
+        recorder.record(micros)
+    summary = recorder.summary()
+    for name, exact in (("p50", 5000), ("p90", 9000), ("p99", 9900), ("p999", 9990)):
+        assert abs(summary[name] - exact) <= exact * 0.01 + 1, name
+    assert summary["max"] == 10_000
+    assert recorder.count == 10_000
+
+
+def test_recorders_merge_and_never_hold_more_than_a_buffer_of_samples():
+    first, second = LatencyRecorder(), LatencyRecorder()
+    for _ in range(FLUSH_AT + 10):
+        first.record(100)
+    assert len(first.pending) == 10
+    second.record(5000)
+    first.merge(second)
+    assert first.count == FLUSH_AT + 11
+    assert first.summary()["max"] == 5000
+    assert abs(first.summary()["p50"] - 100) <= 1
+
+
+def test_an_empty_recorder_summarizes_to_zeros():
+    assert LatencyRecorder().summary() == dict.fromkeys(LATENCY_KEYS, 0)
