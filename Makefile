@@ -1,5 +1,5 @@
 # echolab: `make` lists the targets. `make setup` prepares a fresh machine
-# (Docker engine, Compose v2, base image, .venv); the other targets call it as needed.
+# (Docker engine, Compose v2, base image, .venv, loadgen's wheels); other targets call it.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,22 +14,25 @@ ARGS ?=
 # so recipes read it when they run; a BASE_IMAGE already in the environment wins, as in compose.
 WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail -n1)}"
 
-.PHONY: help setup engine venv build up down test test-unit bench lint clean clean-all
+.PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-setup: engine venv ## prepare this machine: Docker, Compose v2, base image, .venv
+setup: engine venv wheels ## prepare this machine: Docker, Compose v2, base image, .venv, wheels
 
 engine: ## check Docker and Compose v2, choose the base image (.env)
 	tools/ensure-docker
 	tools/ensure-compose
 	tools/base-image
 
-venv: ## create .venv with the dev tools pinned in pyproject.toml
+venv: ## create .venv: pyproject.toml dev pins and */requirements.txt
 	tools/venv
 
-build: engine ## build all images (servers and tools)
+wheels: ## download loadgen's wheels for its offline image build
+	loadgen/fetch-wheels
+
+build: engine wheels ## build all images (servers and tools)
 	$(COMPOSE) --profile tools build
 
 up: engine ## start the server variants and wait until healthy
