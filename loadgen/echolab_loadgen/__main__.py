@@ -185,6 +185,8 @@ def summarize(raw, counted, connections, size):
         "latency_us": raw["recorder"].summary(),
         "first_error": raw["first_error"],
     }
+    if "served" in raw:  # a server that serves some connections only (simple, pool) shows here
+        out["served"] = raw["served"]
     if "cpu_s" in raw:
         out["loadgen_cpu_percent"] = round(100 * raw["cpu_s"] / elapsed, 1) if elapsed else 0.0
     return out

@@ -28,6 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = "echolab-bench"
 LOADGEN_CONTAINER = f"{PROJECT}-loadgen"
 LOADGEN = ("docker", "exec", LOADGEN_CONTAINER, "python3", "-m", "echolab_loadgen")
+# The tutorial's order, simplest first; variants added later come after, by name.
+TUTORIAL_ORDER = {
+    f"server-{v}": i
+    for i, v in enumerate(("simple", "threads", "lock", "condition", "select", "poll", "pool"))
+}
 LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
 IDLE_LEVELS = (0, 100, 1000)
 IDLE_CAP = 5000  # the most idle connections the probe tries: well past select's 1024
@@ -92,7 +97,10 @@ class Stack:
             ["docker", "compose", "-f", str(REPO / "compose.yaml"), "config", "--services"],
             env=self.env,
         ).split()
-        self.servers = [s for s in services if s.startswith("server-")]
+        servers = [s for s in services if s.startswith("server-")]
+        self.servers = sorted(
+            servers, key=lambda s: (TUTORIAL_ORDER.get(s, len(TUTORIAL_ORDER)), s)
+        )
         self.override = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="echolab-bench-")
         self.override.write(
             "services:\n" + "".join(f"  {s}:\n    ports: !reset []\n" for s in self.servers)
@@ -247,6 +255,7 @@ def median_of(runs):
     for key in ("p50", "p99", "max"):
         out[f"{key}_us"] = round(statistics.median(r["latency_us"][key] for r in runs))
     out["missing"] = max(r["missing"] + r["errors"] for r in runs)
+    out["served"] = min(r["served"] for r in runs)
     out["mismatched"] = sum(r["mismatched"] for r in runs)
     return out
 

@@ -86,6 +86,7 @@ class Engine:
         self.conns = {}
         self.recorder = LatencyRecorder()
         self.sent = self.echoed = self.mismatched = self.errors = 0
+        self.served = 0  # connections that had at least one echo back
         self.first_error = None
         self.heap = []
         self.interval_ns = 0
@@ -144,6 +145,8 @@ class Engine:
         self.close(conn)
 
     def close(self, conn):
+        if conn.seq:
+            self.served += 1
         self.conns.pop(conn.fd, None)
         conn.sock.close()  # closing the only descriptor also takes it out of the epoll set
 
@@ -341,6 +344,7 @@ class Engine:
             "echoed": self.echoed,
             "mismatched": self.mismatched,
             "errors": self.errors,
+            "served": self.served,
             "elapsed_s": elapsed_ns / 1e9,
             "cpu_s": cpu_s,
             "recorder": self.recorder,

@@ -41,19 +41,21 @@ def render_tables(results):
         head += [f"{load_label(connections, size)} {unit}", "p99 us"]
     head += ["server CPU %", "loadgen CPU %"]
     out += ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
-    starved = False
+    starved = failed = False
     for name, row in rows.items():
         cells = [name if row["kind"] == "variant" else f"{name} (extra)"]
         by_load = {(r["connections"], r["size"]): r["median"] for r in row["loads"]}
         for load in loads:
             med = by_load[load]
             value = med["mib_per_s"] if load[1] >= 1024 else med["msgs_per_s"]
-            mark = "*" if med["missing"] else ""
-            starved |= bool(mark)
-            cells += [
-                f"{value:,.1f}{mark}" if load[1] >= 1024 else f"{value:,.0f}{mark}",
-                f"{med['p99_us']:,}",
-            ]
+            text = f"{value:,.1f}" if load[1] >= 1024 else f"{value:,.0f}"
+            if med["served"] < load[0]:
+                text += f" ({med['served']} served)"
+                starved = True
+            elif med["missing"]:
+                text += " *"
+                failed = True
+            cells += [text, f"{med['p99_us']:,}"]
         busiest = by_load[max(loads, key=lambda load: (load[1] < 1024, load[0]))]
         cells += [fmt(busiest["server_cpu_percent"]), fmt(busiest["loadgen_cpu_percent"])]
         out.append("| " + " | ".join(cells) + " |")
@@ -61,9 +63,12 @@ def render_tables(results):
     out.append("CPU columns: at the busiest 64-byte load; 100% is one core.")
     if starved:
         out.append(
-            "`*`: some connections got no echo at all in a run: the variant never served "
-            "them (simple serves one connection at a time, pool as many as it has workers)."
+            "(N served): only N connections ever got an echo; the others waited the whole run, "
+            "so their latency is not in p99 (simple serves one connection at a time, pool one "
+            "per worker)."
         )
+    if failed:
+        out.append("`*`: some echoes were missing or connections failed in a run (see the JSON).")
     out += ["", *render_idle(rows), ""]
     return "\n".join(out)
 

@@ -7,6 +7,7 @@ from .engine import P_ECHOED, P_FAILED, P_SENT, PROGRESS_SLOTS, Engine
 from .histogram import LatencyRecorder
 
 PROGRESS_PERIOD_S = 1.0
+SUMMED = ("sent", "echoed", "mismatched", "errors", "served", "cpu_s")
 
 
 class WorkerDied(Exception):
@@ -57,17 +58,9 @@ def run_load(load, procs, on_progress=None):
             proc.terminate()
         raise
     recorder = LatencyRecorder()
-    merged = {
-        "sent": 0,
-        "echoed": 0,
-        "mismatched": 0,
-        "errors": 0,
-        "elapsed_s": 0.0,
-        "cpu_s": 0.0,
-        "first_error": None,
-    }
+    merged = dict.fromkeys(SUMMED, 0) | {"elapsed_s": 0.0, "first_error": None}
     for report in reports:
-        for key in ("sent", "echoed", "mismatched", "errors", "cpu_s"):
+        for key in SUMMED:
             merged[key] += report[key]
         merged["elapsed_s"] = max(merged["elapsed_s"], report["elapsed_s"])
         merged["first_error"] = merged["first_error"] or report["first_error"]

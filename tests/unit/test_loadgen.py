@@ -196,12 +196,19 @@ def test_a_server_hanging_up_is_an_error_and_the_echo_missing(serve, capsys):
     assert result["first_error"].startswith("Connection")
 
 
+def test_connections_a_server_never_serves_are_counted_apart(serve, capsys):
+    args = [*serve(serve_only=3), "--connections", "5", "--messages", "4", "--timeout", "0.5"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 1
+    assert (result["served"], result["echoed"], result["missing"]) == (3, 12, 2)
+
+
 def test_procs_split_the_connections_and_merge_the_results(serve, capsys):
     args = [*serve(), "--connections", "4", "--messages", "25", "--procs", "2"]
     code, result, _ = run_json(capsys, args)
     assert code == 0
     assert (result["sent"], result["echoed"], result["server_counted"]) == (100, 100, 100)
-    assert result["procs"] == 2
+    assert result["procs"] == 2 and result["served"] == 4
 
 
 def test_open_loop_counts_latency_from_when_a_message_was_due(serve, capsys):
