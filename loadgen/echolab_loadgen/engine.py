@@ -86,7 +86,9 @@ class Engine:
         self.conns = {}
         self.recorder = LatencyRecorder()
         self.sent = self.echoed = self.mismatched = self.errors = 0
-        self.served = 0  # connections that had at least one echo back
+        # Connections that had an echo back before the end: a server that serves one connection
+        # at a time (simple) still answers the others' first messages after the end, one by one.
+        self.served = 0
         self.first_error = None
         self.heap = []
         self.interval_ns = 0
@@ -145,8 +147,6 @@ class Engine:
         self.close(conn)
 
     def close(self, conn):
-        if conn.seq:
-            self.served += 1
         self.conns.pop(conn.fd, None)
         conn.sock.close()  # closing the only descriptor also takes it out of the epoll set
 
@@ -268,6 +268,8 @@ class Engine:
                 done = perf_counter_ns()
                 record((done - conn.t0) // 1000)
                 conn.seq += 1
+                if conn.seq == 1 and sending:
+                    self.served += 1
                 if not sending or (limit is not None and conn.seq >= limit):
                     self.close(conn)
                 elif load.rate:
