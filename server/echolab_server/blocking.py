@@ -5,6 +5,7 @@ variants differ only in who runs it. Backpressure comes for free: a client that 
 reading blocks its own ``sendall``, so nothing is buffered beyond one ``recv``.
 """
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ class BlockingEchoServer(EchoServer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._open: set[socket.socket] = set()
-        self._open_changed = threading.Condition()
+        self._open_changed = threading.Condition(threading.RLock())
 
     def accept_forever(self) -> Iterator[tuple[socket.socket, tuple]]:
         while True:
@@ -28,6 +29,8 @@ class BlockingEchoServer(EchoServer):
             if accepted is not None:
                 with self._open_changed:
                     self._open.add(accepted[0])
+                    if self.stopping:  # stop() ran before this socket was in the set
+                        accepted[0].shutdown(socket.SHUT_RDWR)
                 yield accepted
 
     def handle(self, conn: socket.socket, addr: tuple) -> None:
@@ -45,18 +48,21 @@ class BlockingEchoServer(EchoServer):
                 self._open_changed.notify_all()
             self.release(conn)
 
-    def close_connections(self) -> None:
-        """Wake every handler blocked in recv or sendall, then give them a moment to finish.
+    def stop(self) -> None:
+        """Also wake every handler blocked in recv or sendall, the main thread's included.
 
         ``shutdown()`` (not ``close()``) is safe while another thread is inside a call on the
         socket: its recv returns b"" and its handler closes the socket itself.
         """
-        with self._open_changed:
+        super().stop()
+        with self._open_changed:  # an RLock: a signal may arrive while this thread holds it
             for conn in self._open:
-                try:
+                with contextlib.suppress(OSError):  # already gone: reset, or being closed
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already gone: the peer reset it, or its handler is closing it
+
+    def close_connections(self) -> None:
+        """Give the woken handlers a moment to finish and close their sockets."""
+        with self._open_changed:
             self._open_changed.wait_for(lambda: not self._open, timeout=_SHUTDOWN_GRACE)
 
 

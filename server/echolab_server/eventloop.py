@@ -14,7 +14,6 @@ What the loop does that the tutorial's loops do not:
 
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 
 from .server import EchoServer, describe
 
@@ -34,8 +33,8 @@ class Readiness(ABC):
         """Stop watching ``fd``; called before it is closed."""
 
     @abstractmethod
-    def wait(self) -> Iterable[tuple[int, int]]:
-        """Block until something is ready; yield (fd, events). Errors and hang-ups count as READ,
+    def wait(self) -> list[tuple[int, int]]:
+        """Block until something is ready; return (fd, events) pairs. Errors and hang-ups count as READ,
         so that the next recv reports them."""
 
     def refusal(self, fd: int) -> str | None:

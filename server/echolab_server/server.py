@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .counters import MessageCounter, Traffic
 from .log import Log
@@ -25,29 +25,25 @@ _SPARE_DESCRIPTORS = 32  # kept free under the open-file limit for logs, stats a
 
 
 class ShutdownRequested(Exception):
-    """Raised in the main thread by SIGTERM or SIGINT, the way Ctrl-C raises KeyboardInterrupt.
-
-    An exception interrupts whatever the main thread is blocked in (accept, recv, select,
-    poll) without any variant having to look at a flag.
-    """
+    """Raised by ``accept`` once the server is stopping: it unwinds the variant's serve loop."""
 
 
 @contextlib.contextmanager
-def shutdown_on_signals() -> Iterator[None]:
-    """Turn the first SIGTERM or SIGINT into ShutdownRequested; ignore repeats during clean-up."""
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop()`` on the first SIGTERM or SIGINT, and ignore repeats during the clean-up."""
     signals = (signal.SIGTERM, signal.SIGINT)
 
-    def request_shutdown(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: object) -> None:
         for sig in signals:
             signal.signal(sig, signal.SIG_IGN)
-        raise ShutdownRequested(signal.Signals(signum).name)
+        stop()
 
-    previous = {sig: signal.signal(sig, request_shutdown) for sig in signals}
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, previous_handler in previous.items():
+            signal.signal(sig, previous_handler)
 
 
 def describe(error: OSError) -> str:
@@ -84,6 +80,7 @@ class EchoServer(ABC):
         self.traffic = Traffic()
         self.messages = self.make_counter()
         self.ready = threading.Event()
+        self.stopping = False
         self.listener = self.open_listener()
         self.port = self.listener.getsockname()[1]
         limit = settings.max_connections
@@ -101,7 +98,18 @@ class EchoServer(ABC):
 
     @abstractmethod
     def serve(self) -> None:
-        """Serve connections until ShutdownRequested is raised in the main thread."""
+        """Serve connections until ``accept`` raises ShutdownRequested."""
+
+    def stop(self) -> None:
+        """Ask the server to stop; safe in a signal handler and from any thread.
+
+        Shutting the listener down wakes whatever waits on it, with no flag to poll: a
+        blocked accept() fails at once, and select/poll/epoll report the listener ready,
+        so the next accept raises ShutdownRequested in the variant's own loop.
+        """
+        self.stopping = True
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
 
     def close_connections(self) -> None:
         """Close every client connection at shutdown (variants that hold them override)."""
@@ -116,7 +124,7 @@ class EchoServer(ABC):
         return listener
 
     def serve_until_signalled(self) -> None:
-        with shutdown_on_signals():
+        with stop_on_signals(self.stop):
             try:
                 if self.stats is not None:
                     self.stats.start()
@@ -144,6 +152,8 @@ class EchoServer(ABC):
         except BlockingIOError:
             return None
         except OSError as error:
+            if self.stopping:
+                raise ShutdownRequested from None
             if error.errno not in _ACCEPT_BACKOFF_ERRORS:
                 if error.errno == errno.ECONNABORTED:
                     return None

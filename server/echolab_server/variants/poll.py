@@ -10,8 +10,6 @@ when I can read *or* write. echolab asks for POLLOUT only while an echo is waiti
 """
 
 import select
-from collections.abc import Iterator
-
 from ..eventloop import READ, WRITE, EventLoopServer, Readiness
 
 
@@ -26,11 +24,13 @@ class PollReadiness(Readiness):
     def forget(self, fd: int) -> None:
         self._poll.unregister(fd)
 
-    def wait(self) -> Iterator[tuple[int, int]]:
-        for fd, flags in self._poll.poll():
-            # POLLHUP, POLLERR and POLLNVAL come unasked: report them as READ so that the
-            # next recv (or send) says what happened, as selectors.PollSelector does.
-            yield fd, (WRITE if flags & select.POLLOUT else 0) | (READ if flags & ~select.POLLOUT else 0)
+    def wait(self) -> list[tuple[int, int]]:
+        # POLLHUP, POLLERR and POLLNVAL come unasked: report them as READ so that the next
+        # recv (or send) says what happened, as selectors.PollSelector does.
+        return [
+            (fd, (WRITE if flags & select.POLLOUT else 0) | (READ if flags & ~select.POLLOUT else 0))
+            for fd, flags in self._poll.poll()
+        ]
 
 
 class PollServer(EventLoopServer):

@@ -12,8 +12,6 @@ urgent bytes inline (SO_OOBINLINE) and lets recv and send report errors instead.
 """
 
 import select
-from collections.abc import Iterator
-
 from ..eventloop import READ, WRITE, EventLoopServer, Readiness
 
 FD_SETSIZE = 1024
@@ -32,14 +30,12 @@ class SelectReadiness(Readiness):
         self._readers.discard(fd)
         self._writers.discard(fd)
 
-    def wait(self) -> Iterator[tuple[int, int]]:
+    def wait(self) -> list[tuple[int, int]]:
         readable, writable, _ = select.select(self._readers, self._writers, [])
-        writable = set(writable)
-        for fd in readable:
-            yield fd, READ | (WRITE if fd in writable else 0)
-            writable.discard(fd)
+        events = dict.fromkeys(readable, READ)
         for fd in writable:
-            yield fd, WRITE
+            events[fd] = events.get(fd, 0) | WRITE
+        return list(events.items())
 
     def refusal(self, fd: int) -> str | None:
         if fd >= FD_SETSIZE:
