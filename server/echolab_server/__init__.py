@@ -1,1 +1,1 @@
-"""echolab's echo server: the tutorial's seven concurrency models (and a few newer ones) around one handler."""
+"""echolab's echo server: the tutorial's concurrency models, and newer ones, around one handler."""

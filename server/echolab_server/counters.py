@@ -3,7 +3,7 @@
 import contextlib
 import threading
 import time
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from .log import Log
 
@@ -24,7 +24,7 @@ class MessageCounter:
         log: Log,
         *,
         work_delay: float = 0.0,
-        guard: ContextManager[object] | None = None,
+        guard: AbstractContextManager[object] | None = None,
     ) -> None:
         self.value = 0
         self._log = log

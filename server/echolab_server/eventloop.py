@@ -34,14 +34,15 @@ class Readiness(ABC):
 
     @abstractmethod
     def wait(self) -> list[tuple[int, int]]:
-        """Block until something is ready; return (fd, events) pairs. Errors and hang-ups count as READ,
-        so that the next recv reports them."""
+        """Block until something is ready; return (fd, events) pairs.
+
+        Errors and hang-ups count as READ, so that the next recv reports them."""
 
     def refusal(self, fd: int) -> str | None:
         """Why this mechanism cannot watch ``fd``, or None if it can."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: only some mechanisms hold a descriptor
         """Release the mechanism's own descriptor, if it has one."""
 
 

@@ -84,10 +84,14 @@ class EchoServer(ABC):
         self.listener = self.open_listener()
         self.port = self.listener.getsockname()[1]
         limit = settings.max_connections
-        self.max_connections = limit if limit is not None else open_file_limit() - _SPARE_DESCRIPTORS
+        self.max_connections = (
+            limit if limit is not None else open_file_limit() - _SPARE_DESCRIPTORS
+        )
         self.stats = None
         if settings.stats_port is not None:
-            self.stats = StatsEndpoint(settings.host, settings.stats_port, self.snapshot, self.ready)
+            self.stats = StatsEndpoint(
+                settings.host, settings.stats_port, self.snapshot, self.ready
+            )
         self._started = time.monotonic()
 
     # -- what a variant provides ------------------------------------------------------------
@@ -111,8 +115,9 @@ class EchoServer(ABC):
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
 
+    @abstractmethod
     def close_connections(self) -> None:
-        """Close every client connection at shutdown (variants that hold them override)."""
+        """Close every client connection at shutdown."""
 
     # -- shared parts ------------------------------------------------------------------------
 
@@ -212,4 +217,3 @@ class EchoServer(ABC):
             f"{totals['bytes_received']} bytes received, {totals['bytes_sent']} bytes sent, "
             f"{totals['connections_total']} connections, {totals['connections_refused']} refused"
         )
-

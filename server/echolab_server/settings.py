@@ -1,4 +1,4 @@
-"""Settings from the command line, with ECHOLAB_* environment variables as defaults (for compose)."""
+"""Settings from the command line, with ECHOLAB_* environment variables as defaults."""
 
 import argparse
 import os
@@ -14,7 +14,9 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 12345
     stats_port: int | None = 8080
-    work_delay: float | None = None  # None: the variant's own default (0.1 s where the tutorial has it)
+    work_delay: float | None = (
+        None  # None: the variant's own default (0.1 s where the tutorial has it)
+    )
     quiet: bool = False
     milestone: int = 100
     workers: int = 10

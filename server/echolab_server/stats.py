@@ -32,7 +32,11 @@ def prometheus_text(snapshot: dict[str, object]) -> str:
     label = f'{{variant="{snapshot["variant"]}"}}'
     lines = []
     for key, (metric, kind, text) in _METRICS.items():
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", f"{metric}{label} {snapshot[key]}"]
+        lines += [
+            f"# HELP {metric} {text}",
+            f"# TYPE {metric} {kind}",
+            f"{metric}{label} {snapshot[key]}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -40,13 +44,18 @@ class StatsEndpoint:
     """An HTTP server in a daemon thread answering from ``snapshot()``."""
 
     def __init__(self, host: str, port: int, snapshot: Snapshot, ready: threading.Event) -> None:
-        handler = type("StatsHandler", (_StatsHandler,), {"snapshot": staticmethod(snapshot), "ready": ready})
+        handler = type(
+            "StatsHandler", (_StatsHandler,), {"snapshot": staticmethod(snapshot), "ready": ready}
+        )
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             # A short poll interval keeps close() (and so shutdown) well inside a second.
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stats", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="stats",
+            daemon=True,
         )
 
     def start(self) -> None:

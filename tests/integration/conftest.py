@@ -54,22 +54,35 @@ class Lab:
 
     def compose_run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self.command(*args), cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE,
+            self.command(*args),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
             check=check,
         )
 
-    def run(self, service: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self, service: str, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
         """``docker compose run --rm -T service args``: a tool container on the lab's network."""
         return subprocess.run(
             self.command("run", "--rm", "-T", service, *args),
-            cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=DEADLINE,
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
         )
 
     def start(self, service: str, *args: str) -> subprocess.Popen:
         """Like ``run``, but in the background, with stdin and stdout as pipes."""
         return subprocess.Popen(
             self.command("run", "--rm", "-T", service, *args),
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
 
@@ -102,7 +115,10 @@ def _override_ports(path: Path) -> Path:
     """A compose override giving every server ephemeral host ports instead of the lab's own."""
     services = subprocess.run(
         ["docker", "compose", "-f", "compose.yaml", "config", "--services"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     lines = ["services:"]
     for service in services:
@@ -124,7 +140,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     override = _override_ports(tmp_path_factory.mktemp("compose") / "ports.yaml")
     subprocess.run(
         ["docker", "compose", "--profile", "tools", "build", "--quiet"],
-        cwd=ROOT, check=True, timeout=1800,
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
     )
     compose = DockerCompose(
         context=ROOT, compose_file_name=["compose.yaml", str(override)], wait=True

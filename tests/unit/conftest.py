@@ -33,9 +33,7 @@ class Run:
         return self.log.splitlines()
 
 
-def run_server(
-    variant: str, drive: Callable[[EchoServer], object], **overrides: object
-) -> Run:
+def run_server(variant: str, drive: Callable[[EchoServer], object], **overrides: object) -> Run:
     """Start ``variant`` on an ephemeral loopback port, run ``drive(server)`` beside it, then
     SIGTERM the server and return what the driver returned, the log and the shutdown time."""
     settings = replace(

@@ -177,7 +177,6 @@ def test_log_lines_never_splice_under_concurrent_clients() -> None:
 
 @pytest.mark.parametrize("variant", ["threads", "lock", "condition", "select", "poll"])
 def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> None:
-
     def drive(server):
         held = [connect(server) for _ in range(2)]
         for sock in held:

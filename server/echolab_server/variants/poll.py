@@ -10,6 +10,7 @@ when I can read *or* write. echolab asks for POLLOUT only while an echo is waiti
 """
 
 import select
+
 from ..eventloop import READ, WRITE, EventLoopServer, Readiness
 
 
@@ -28,7 +29,10 @@ class PollReadiness(Readiness):
         # POLLHUP, POLLERR and POLLNVAL come unasked: report them as READ so that the next
         # recv (or send) says what happened, as selectors.PollSelector does.
         return [
-            (fd, (WRITE if flags & select.POLLOUT else 0) | (READ if flags & ~select.POLLOUT else 0))
+            (
+                fd,
+                (WRITE if flags & select.POLLOUT else 0) | (READ if flags & ~select.POLLOUT else 0),
+            )
             for fd, flags in self._poll.poll()
         ]
 

@@ -1,4 +1,4 @@
-"""select: one thread, ``select.select`` over every socket, the tutorial's handle_new_connections_select().
+"""select: one thread, ``select.select`` over every socket (handle_new_connections_select).
 
 ``select`` hands the kernel three lists of sockets on every call and gets back the ready ones:
 simple and portable, but each call costs time proportional to the number of sockets watched,
@@ -12,6 +12,7 @@ urgent bytes inline (SO_OOBINLINE) and lets recv and send report errors instead.
 """
 
 import select
+
 from ..eventloop import READ, WRITE, EventLoopServer, Readiness
 
 FD_SETSIZE = 1024
