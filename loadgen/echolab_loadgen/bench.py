@@ -26,8 +26,6 @@ from .report import render_chart, render_tables
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "echolab-bench"
-LOADGEN_CONTAINER = f"{PROJECT}-loadgen"
-LOADGEN = ("docker", "exec", LOADGEN_CONTAINER, "python3", "-m", "echolab_loadgen")
 # The tutorial's order, simplest first; variants added later come after, by name.
 TUTORIAL_ORDER = {
     f"server-{v}": i
@@ -82,14 +80,24 @@ def succeeds(argv):
 class Stack:
     """The bench's own compose project: the repo's compose.yaml with host ports taken away."""
 
-    def __init__(self):
+    def __init__(self, project):
+        self.project = project
+        self.loadgen_container = f"{project}-loadgen"
+        self.loadgen = (
+            "docker",
+            "exec",
+            self.loadgen_container,
+            "python3",
+            "-m",
+            "echolab_loadgen",
+        )
         self.override = None
         self.env = os.environ | {"ECHOLAB_QUIET": "1", "ECHOLAB_WORK_DELAY": "0"}
         self.connected = []
 
     def compose(self, *args, timeout=300, check=True):
         files = ["-f", str(REPO / "compose.yaml"), "-f", self.override.name]
-        cmd = ["docker", "compose", "-p", PROJECT, "--project-directory", str(REPO), *files]
+        cmd = ["docker", "compose", "-p", self.project, "--project-directory", str(REPO), *files]
         return run([*cmd, *args], timeout=timeout, check=check, env=self.env)
 
     def __enter__(self):
@@ -135,7 +143,7 @@ class Stack:
             "run",
             "-d",
             "--name",
-            LOADGEN_CONTAINER,
+            self.loadgen_container,
             "--entrypoint",
             "sleep",
             "loadgen",
@@ -147,7 +155,7 @@ class Stack:
                 "inspect",
                 "--format",
                 "{{json .NetworkSettings.Networks}}",
-                LOADGEN_CONTAINER,
+                self.loadgen_container,
             ]
         )
         self.network = next(iter(json.loads(networks)))
@@ -171,9 +179,9 @@ class Stack:
         return host
 
 
-def loadgen(*args, timeout):
+def loadgen(stack, *args, timeout):
     """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
-    out = run([*LOADGEN, *args, "--json"], timeout=timeout, check=False)
+    out = run([*stack.loadgen, *args, "--json"], timeout=timeout, check=False)
     try:
         return json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -213,7 +221,7 @@ def cgroup(container):
     return cpu, mem
 
 
-def measure(target, port, stats_port, connections, size, duration, procs, container):
+def measure(stack, target, port, stats_port, connections, size, duration, procs, container):
     """One loadgen run, with the server container's CPU over it when there is a container."""
     args = [
         "--target",
@@ -234,7 +242,7 @@ def measure(target, port, stats_port, connections, size, duration, procs, contai
         "2",
     ]
     before = cgroup(container)[0] if container else None
-    result = loadgen(*args, timeout=duration + 60)
+    result = loadgen(stack, *args, timeout=duration + 60)
     if before is not None and result["duration_s"]:
         # Over loadgen's measured window, not the wall time of the docker exec around it: the
         # server idles while loadgen starts, and counting that would make it look less busy.
@@ -260,10 +268,10 @@ def median_of(runs):
     return out
 
 
-def bench_loads(plan, target, port, stats_port, container):
+def bench_loads(stack, plan, target, port, stats_port, container):
     rows = []
     for connections, size in LOADS:
-        common = (target, port, stats_port, connections, size)
+        common = (stack, target, port, stats_port, connections, size)
         measure(*common, plan.warmup, plan.procs, None)
         runs = [measure(*common, plan.duration, plan.procs, container) for _ in range(plan.repeats)]
         row = {"connections": connections, "size": size, "runs": runs, "median": median_of(runs)}
@@ -278,14 +286,24 @@ def bench_loads(plan, target, port, stats_port, container):
     return rows
 
 
-def idle_costs(plan, target, container):
+def idle_costs(stack, plan, target, container):
     """Server memory with 0, 100, 1000 idle connections held, then the most it accepted."""
     memory = {}
     for level in plan.idle_levels:
         if level == 0:
             memory["0"] = {"idle_open": 0, "memory_bytes": cgroup(container)[1]}
             continue
-        argv = [*LOADGEN, "--target", target, "--idle", str(level), "--hold", "3", "--timeout", "2"]
+        argv = [
+            *stack.loadgen,
+            "--target",
+            target,
+            "--idle",
+            str(level),
+            "--hold",
+            "3",
+            "--timeout",
+            "2",
+        ]
         argv.append("--json")
         with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
             line = proc.stdout.readline()  # printed once the connections are open, then held
@@ -297,7 +315,9 @@ def idle_costs(plan, target, container):
             "memory_bytes": mem,
             "idle_failure": held.get("idle_failure"),
         }
-    probe = loadgen("--target", target, "--idle", str(plan.idle_cap), "--timeout", "2", timeout=600)
+    probe = loadgen(
+        stack, "--target", target, "--idle", str(plan.idle_cap), "--timeout", "2", timeout=600
+    )
     return {
         "memory": memory,
         "max_accepted": probe["idle_open"],
@@ -306,7 +326,7 @@ def idle_costs(plan, target, container):
     }
 
 
-def machine():
+def machine(stack):
     """Where the figures came from: they mean little without it.  Needs the loadgen container."""
     with open("/proc/cpuinfo") as cpuinfo:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
@@ -319,7 +339,7 @@ def machine():
         "kernel": platform.release(),
         "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).strip(),
         "base_image": os.environ.get("BASE_IMAGE") or (chosen or ["python:3.12-slim"])[-1],
-        "python": run([*LOADGEN[:3], "python3", "-V"]).strip(),
+        "python": run([*stack.loadgen[:3], "python3", "-V"]).strip(),
     }
 
 
@@ -360,6 +380,11 @@ def build_parser():
         "(a container name is attached to it for the run); repeatable",
     )
     p.add_argument(
+        "--project",
+        default=PROJECT,
+        help=f"compose project name of the bench's stack (default {PROJECT})",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=REPO / "bench" / "results",
@@ -392,7 +417,7 @@ def make_plan(args, available):
 def bench(args):
     started = datetime.now(UTC)
     results = {"started": started.isoformat(timespec="seconds")}
-    with Stack() as stack:
+    with Stack(args.project) as stack:
         available = [s.removeprefix("server-") for s in stack.servers]
         plan = make_plan(args, available)
         results["plan"] = {
@@ -410,7 +435,7 @@ def bench(args):
         )
         stack.build(plan.variants)
         stack.start_loadgen()
-        results["machine"] = machine()
+        results["machine"] = machine(stack)
         rows = {}
         for variant in plan.variants:
             print(f"bench: {variant}", flush=True)
@@ -419,8 +444,8 @@ def bench(args):
             try:
                 rows[variant] = {
                     "kind": "variant",
-                    "loads": bench_loads(plan, target, 12345, 8080, container),
-                    "idle": idle_costs(plan, target, container),
+                    "loads": bench_loads(stack, plan, target, 12345, 8080, container),
+                    "idle": idle_costs(stack, plan, target, container),
                 }
             finally:
                 stack.stop_server(variant)
@@ -430,7 +455,7 @@ def bench(args):
             rows[name] = {
                 "kind": "extra",
                 "address": f"{host}:{port}",
-                "loads": bench_loads(plan, host, port, 0, container),
+                "loads": bench_loads(stack, plan, host, port, 0, container),
             }
     results["rows"] = rows
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
