@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -96,8 +97,15 @@ _OPTIONS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line on stderr and exit code 2, not the whole usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python3 -m echolab_server",
         description="The tutorial's TCP echo server, in the concurrency model you choose. "
         "Every option can also be set by the environment variable shown.",
