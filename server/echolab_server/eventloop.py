@@ -12,6 +12,7 @@ What the loop does that the tutorial's loops do not:
   until its buffer drains, so a client that never reads cannot make the server grow.
 """
 
+import selectors
 import socket
 from abc import ABC, abstractmethod
 
@@ -150,3 +151,41 @@ class EventLoopServer(EchoServer):
         self._readiness.forget(fd)
         del self._connections[fd]
         self.release(conn.sock)
+
+
+class SelectorReadiness(Readiness):
+    """Readiness through ``selectors.DefaultSelector``: the best mechanism here (epoll on Linux).
+
+    An epoll instance lives in the kernel and remembers what each socket is watched for, so
+    ``wait`` costs time in proportion to the sockets that are ready, not to all that are
+    watched: the loop stays as quick with 10,000 idle connections as with ten.
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+
+    def watch(self, fd: int, events: int) -> None:
+        mask = (selectors.EVENT_READ if events & READ else 0) | (
+            selectors.EVENT_WRITE if events & WRITE else 0
+        )
+        if fd in self._selector.get_map():
+            self._selector.modify(fd, mask)
+        else:
+            self._selector.register(fd, mask)
+
+    def forget(self, fd: int) -> None:
+        self._selector.unregister(fd)
+
+    def wait(self) -> list[tuple[int, int]]:
+        # selectors already reports errors and hang-ups as both readable and writable.
+        return [
+            (
+                key.fd,
+                (READ if mask & selectors.EVENT_READ else 0)
+                | (WRITE if mask & selectors.EVENT_WRITE else 0),
+            )
+            for key, mask in self._selector.select()
+        ]
+
+    def close(self) -> None:
+        self._selector.close()

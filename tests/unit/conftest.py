@@ -19,6 +19,8 @@ from echolab_server.settings import Settings
 from echolab_server.variants import server_class
 
 TUTORIAL_VARIANTS = ("simple", "threads", "lock", "condition", "select", "poll", "pool")
+BEYOND_VARIANTS = ("epoll",)
+VARIANTS = TUTORIAL_VARIANTS + BEYOND_VARIANTS
 DEADLINE = 10.0  # seconds any single network step in a unit test may take
 
 
@@ -88,6 +90,6 @@ def echo_once(server: EchoServer, message: bytes = b"Hello, world") -> bytes:
         return recv_exactly(sock, len(message))
 
 
-@pytest.fixture(params=TUTORIAL_VARIANTS)
+@pytest.fixture(params=VARIANTS)
 def variant(request: pytest.FixtureRequest) -> str:
     return request.param

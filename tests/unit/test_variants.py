@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import DEADLINE, connect, echo_once, recv_exactly, run_server
+from conftest import BEYOND_VARIANTS, DEADLINE, connect, echo_once, recv_exactly, run_server
 
 
 def test_echoes_and_logs_like_the_tutorial(variant: str) -> None:
@@ -38,7 +38,9 @@ def _two_loops(count: int):
     return drive
 
 
-@pytest.mark.parametrize("variant", ["simple", "lock", "condition", "select", "poll", "pool"])
+@pytest.mark.parametrize(
+    "variant", ["simple", "lock", "condition", "select", "poll", "pool", *BEYOND_VARIANTS]
+)
 def test_exact_variants_count_every_message(variant: str) -> None:
     run = run_server(variant, _two_loops(20), work_delay=0.002)
 
@@ -175,7 +177,9 @@ def test_log_lines_never_splice_under_concurrent_clients() -> None:
     assert all(pattern.fullmatch(line) for line in per_message)
 
 
-@pytest.mark.parametrize("variant", ["threads", "lock", "condition", "select", "poll"])
+@pytest.mark.parametrize(
+    "variant", ["threads", "lock", "condition", "select", "poll", *BEYOND_VARIANTS]
+)
 def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> None:
     def drive(server):
         held = [connect(server) for _ in range(2)]

@@ -10,6 +10,7 @@ VARIANTS = {
     "select": "SelectServer",
     "poll": "PollServer",
     "pool": "PoolServer",
+    "epoll": "EpollServer",
 }
 
 
