@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +51,8 @@ class Plan:
     repeats: int
     warmup: float
     procs: int
-    idle_levels: tuple
+    work_delay: float
+    idle_levels: tuple  # empty: no idle probes
     idle_cap: int
 
     def estimate_s(self):
@@ -80,7 +82,7 @@ def succeeds(argv):
 class Stack:
     """The bench's own compose project: the repo's compose.yaml with host ports taken away."""
 
-    def __init__(self, project):
+    def __init__(self, project, work_delay):
         self.project = project
         self.loadgen_container = f"{project}-loadgen"
         self.loadgen = (
@@ -92,7 +94,7 @@ class Stack:
             "echolab_loadgen",
         )
         self.override = None
-        self.env = os.environ | {"ECHOLAB_QUIET": "1", "ECHOLAB_WORK_DELAY": "0"}
+        self.env = os.environ | {"ECHOLAB_QUIET": "1", "ECHOLAB_WORK_DELAY": f"{work_delay:g}"}
         self.connected = []
 
     def compose(self, *args, timeout=300, check=True):
@@ -114,14 +116,19 @@ class Stack:
             "services:\n" + "".join(f"  {s}:\n    ports: !reset []\n" for s in self.servers)
         )
         self.override.flush()
-        self.compose("down", "--remove-orphans", timeout=120)  # leftovers of an interrupted run
+        self.down()  # leftovers of an interrupted run
         return self
 
     def __exit__(self, *exc):
         for container in self.connected:
             run(["docker", "network", "disconnect", self.network, container], check=False)
-        self.compose("--profile", "tools", "down", "--remove-orphans", timeout=120, check=False)
+        self.down()
         self.override.close()
+
+    def down(self):
+        """Remove the stack; the loadgen container by name, as ``down`` leaves ``run -d`` ones."""
+        run(["docker", "rm", "-f", self.loadgen_container], check=False)
+        self.compose("--profile", "tools", "down", "--remove-orphans", timeout=120, check=False)
 
     def build(self, variants):
         print("bench: building the images", flush=True)
@@ -380,6 +387,13 @@ def build_parser():
         "(a container name is attached to it for the run); repeatable",
     )
     p.add_argument(
+        "--work-delay",
+        type=float,
+        default=0.0,
+        help="the servers' simulated work per message, seconds (default 0: off)",
+    )
+    p.add_argument("--no-idle", action="store_true", help="skip the idle-connection probes")
+    p.add_argument(
         "--project",
         default=PROJECT,
         help=f"compose project name of the bench's stack (default {PROJECT})",
@@ -400,8 +414,8 @@ def make_plan(args, available):
         raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(available)}")
     duration = args.duration or (1.0 if args.quick else 3.0)
     repeats = args.repeats or (1 if args.quick else 3)
-    if duration <= 0 or repeats < 1 or args.procs < 1:
-        raise BenchError("--duration, --repeats and --procs must be above 0")
+    if duration <= 0 or repeats < 1 or args.procs < 1 or not 0 <= args.work_delay <= 1:
+        raise BenchError("--duration, --repeats, --procs must be above 0, --work-delay 0 to 1")
     return Plan(
         variants=tuple(wanted),
         extras=tuple(args.extra),
@@ -409,7 +423,8 @@ def make_plan(args, available):
         repeats=repeats,
         warmup=min(1.0, duration),
         procs=args.procs,
-        idle_levels=(0, 100) if args.quick else IDLE_LEVELS,
+        work_delay=args.work_delay,
+        idle_levels=() if args.no_idle else (0, 100) if args.quick else IDLE_LEVELS,
         idle_cap=200 if args.quick else IDLE_CAP,
     )
 
@@ -417,7 +432,7 @@ def make_plan(args, available):
 def bench(args):
     started = datetime.now(UTC)
     results = {"started": started.isoformat(timespec="seconds")}
-    with Stack(args.project) as stack:
+    with Stack(args.project, args.work_delay) as stack:
         available = [s.removeprefix("server-") for s in stack.servers]
         plan = make_plan(args, available)
         results["plan"] = {
@@ -426,6 +441,7 @@ def bench(args):
             "repeats": plan.repeats,
             "warmup_s": plan.warmup,
             "procs": plan.procs,
+            "work_delay_s": plan.work_delay,
         }
         print(
             f"bench: {len(plan.variants)} variants + {len(plan.extras)} extra, {len(LOADS)} "
@@ -445,8 +461,9 @@ def bench(args):
                 rows[variant] = {
                     "kind": "variant",
                     "loads": bench_loads(stack, plan, target, 12345, 8080, container),
-                    "idle": idle_costs(stack, plan, target, container),
                 }
+                if plan.idle_levels:
+                    rows[variant]["idle"] = idle_costs(stack, plan, target, container)
             finally:
                 stack.stop_server(variant)
         for name, host, port in plan.extras:
@@ -474,6 +491,8 @@ def write(out_dir, started, results):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # A plain kill (or CI's timeout) ends the run like Ctrl-C, taking the bench stack down.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     clock = time.monotonic()
     try:
         started, results = bench(args)
@@ -483,6 +502,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\nbench: interrupted; the bench stack was taken down", file=sys.stderr, flush=True)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     stem, tables = write(args.out, started, results)
     print(
         f"\n{tables}\nbench: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "

@@ -31,7 +31,8 @@ def render_tables(results):
         f"Measured {results['started']} on {m['cpu']} ({m['cores']} cores), Linux {m['kernel']}, "
         f"Docker {m['docker']}, {m['python']} ({m['base_image']}); medians of "
         f"{plan['repeats']} runs of {plan['duration_s']:g} s after a {plan['warmup_s']:g} s "
-        f"warm-up, loadgen with {plan['procs']} process(es), over the compose network.",
+        f"warm-up, loadgen with {plan['procs']} process(es), over the compose network; "
+        f"simulated work per message: {plan.get('work_delay_s', 0) * 1000:g} ms.",
         "",
     ]
     loads = [tuple(load) for load in plan["loads"]]
