@@ -21,7 +21,7 @@ class BlockingEchoServer(EchoServer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._open: set[socket.socket] = set()
-        self._open_changed = threading.Condition(threading.RLock())
+        self._open_changed = threading.Condition()
 
     def accept_forever(self) -> Iterator[tuple[socket.socket, tuple]]:
         while True:
@@ -55,7 +55,7 @@ class BlockingEchoServer(EchoServer):
         socket: its recv returns b"" and its handler closes the socket itself.
         """
         super().stop()
-        with self._open_changed:  # an RLock: a signal may arrive while this thread holds it
+        with self._open_changed:
             for conn in self._open:
                 with contextlib.suppress(OSError):  # already gone: reset, or being closed
                     conn.shutdown(socket.SHUT_RDWR)

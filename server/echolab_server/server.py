@@ -30,20 +30,36 @@ class ShutdownRequested(Exception):
 
 @contextlib.contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Call ``stop()`` on the first SIGTERM or SIGINT, and ignore repeats during the clean-up."""
+    """Call ``stop()`` from a watcher thread on the first SIGTERM or SIGINT; ignore repeats.
+
+    Why a thread, and not the work done in a signal handler: CPython runs Python-level
+    handlers only in the main thread, between bytecodes. A signal that lands while another
+    thread is running can be noticed only once the main thread's blocking call (accept, say)
+    returns by itself, which may be never. The C-level handler, though, writes the signal
+    number to the wakeup socket at once; the watcher wakes on it and stops the server from
+    outside, which is what ``stop()`` is built for.
+    """
     signals = (signal.SIGTERM, signal.SIGINT)
+    wakeup, wakeup_writer = socket.socketpair()
+    wakeup_writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in signals}
 
-    def handler(signum: int, frame: object) -> None:
-        for sig in signals:
-            signal.signal(sig, signal.SIG_IGN)
-        stop()
+    def watch() -> None:
+        if wakeup.recv(1):  # b"" means the server ended without a signal
+            stop()
 
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
         for sig, previous_handler in previous.items():
             signal.signal(sig, previous_handler)
+        signal.set_wakeup_fd(previous_fd)
+        wakeup_writer.close()
+        watcher.join()
+        wakeup.close()
 
 
 def describe(error: OSError) -> str:
@@ -105,7 +121,7 @@ class EchoServer(ABC):
         """Serve connections until ``accept`` raises ShutdownRequested."""
 
     def stop(self) -> None:
-        """Ask the server to stop; safe in a signal handler and from any thread.
+        """Ask the server to stop, from any thread.
 
         Shutting the listener down wakes whatever waits on it, with no flag to poll: a
         blocked accept() fails at once, and select/poll/epoll report the listener ready,
