@@ -105,7 +105,7 @@ def render_idle(rows):
     return out
 
 
-def render_chart(results, width=960, height=420):
+def render_chart(results, width=1000, height=420):
     """Two panels: msgs/s and p99 latency against connections (64-byte loads), a line per row."""
     loads = [tuple(load) for load in results["plan"]["loads"] if load[1] < 1024]
     series = {}
@@ -113,7 +113,7 @@ def render_chart(results, width=960, height=420):
         by_load = {(r["connections"], r["size"]): r["median"] for r in row["loads"]}
         series[name] = [by_load[load] for load in loads]
     xs = [c for c, _ in loads]
-    panel_w, top, bottom, left = (width - 220) // 2, 40, height - 50, 70
+    panel_w, top, bottom, left = (width - 260) // 2, 40, height - 50, 70
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
@@ -159,7 +159,7 @@ def render_chart(results, width=960, height=420):
             for xy in coords.split():
                 cx, cy = xy.split(",")
                 parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
-    legend_x = width - 140
+    legend_x = left + 2 * panel_w + 55  # right of both panels
     for k, (color, name) in enumerate(zip(COLORS, series, strict=False)):
         y = top + 10 + k * 20
         parts.append(
