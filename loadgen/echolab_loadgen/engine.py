@@ -99,17 +99,20 @@ class Engine:
 
     def connect(self):
         """Open every connection at once; return how many are established within the timeout."""
+        try:
+            infos = socket.getaddrinfo(
+                self.load.host, self.load.port, socket.AF_INET, socket.SOCK_STREAM
+            )
+        except OSError as exc:  # name resolution: fails for every connection alike
+            self.fail(exc, count=self.count)
+            return 0
+        address = infos[0][4]
         pending = {}
         for ident in range(self.first, self.first + self.count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                err = sock.connect_ex(self.address())
-            except OSError as exc:  # name resolution: fails for every connection alike
-                sock.close()
-                self.fail(exc, count=self.count)
-                return 0
+            err = sock.connect_ex(address)
             if err not in (0, errno.EINPROGRESS):
                 self.fail(OSError(err, os.strerror(err)))
                 sock.close()
@@ -129,12 +132,6 @@ class Engine:
         for conn in pending.values():
             self.drop(conn, TimeoutError(f"connect timed out after {self.load.timeout:g} s"))
         return len(self.conns)
-
-    def address(self):
-        infos = socket.getaddrinfo(
-            self.load.host, self.load.port, socket.AF_INET, socket.SOCK_STREAM
-        )
-        return infos[0][4]
 
     def fail(self, exc, count=1):
         self.errors += count
@@ -159,6 +156,8 @@ class Engine:
         conn.t0 = t0
         try:
             n = conn.sock.send(conn.expected)
+        except BlockingIOError:
+            n = 0
         except OSError as exc:
             self.drop(conn, exc)
             return
