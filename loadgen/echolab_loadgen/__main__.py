@@ -169,6 +169,7 @@ def summarize(raw, counted, connections, size):
     """The documented JSON keys, from a worker or experiment report."""
     elapsed = raw["elapsed_s"]
     echoed = raw["echoed"]
+    in_window = raw.get("echoed_in_window", echoed)  # the experiment has no window to end
     out = {
         "sent": raw["sent"],
         "echoed": echoed,
@@ -177,8 +178,8 @@ def summarize(raw, counted, connections, size):
         "errors": raw["errors"],
         "server_counted": counted,
         "lost_updates": None if counted is None or size > COUNTABLE_SIZE else raw["sent"] - counted,
-        "msgs_per_s": round(echoed / elapsed, 1) if elapsed else 0.0,
-        "mib_per_s": round(echoed * size / MIB / elapsed, 3) if elapsed else 0.0,
+        "msgs_per_s": round(in_window / elapsed, 1) if elapsed else 0.0,
+        "mib_per_s": round(in_window * size / MIB / elapsed, 3) if elapsed else 0.0,
         "duration_s": round(elapsed, 3),
         "connections": connections,
         "size": size,

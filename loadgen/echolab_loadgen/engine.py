@@ -89,6 +89,7 @@ class Engine:
         # Connections that had an echo back before the end: a server that serves one connection
         # at a time (simple) still answers the others' first messages after the end, one by one.
         self.served = 0
+        self.echoed_in_window = None  # set at the end: throughput counts no echo of the drain
         self.first_error = None
         self.heap = []
         self.interval_ns = 0
@@ -242,6 +243,8 @@ class Engine:
             events = self.ep.poll(timeout)
             now = time.perf_counter_ns()
             sending = end_sending is None or now < end_sending
+            if not sending and self.echoed_in_window is None:
+                self.echoed_in_window = self.echoed
             conns = self.conns
             for fd, ev in events:
                 conn = conns.get(fd)
@@ -343,6 +346,9 @@ class Engine:
         return {
             "sent": self.sent,
             "echoed": self.echoed,
+            "echoed_in_window": self.echoed
+            if self.echoed_in_window is None
+            else (self.echoed_in_window),
             "mismatched": self.mismatched,
             "errors": self.errors,
             "served": self.served,

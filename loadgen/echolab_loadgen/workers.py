@@ -7,7 +7,7 @@ from .engine import P_ECHOED, P_FAILED, P_SENT, PROGRESS_SLOTS, Engine
 from .histogram import LatencyRecorder
 
 PROGRESS_PERIOD_S = 1.0
-SUMMED = ("sent", "echoed", "mismatched", "errors", "served", "cpu_s")
+SUMMED = ("sent", "echoed", "echoed_in_window", "mismatched", "errors", "served", "cpu_s")
 
 
 class WorkerDied(Exception):

@@ -203,6 +203,15 @@ def test_connections_a_server_never_serves_are_counted_apart(serve, capsys):
     assert (result["served"], result["echoed"], result["missing"]) == (3, 12, 2)
 
 
+def test_echoes_after_the_end_are_verified_but_not_throughput(serve, capsys):
+    """The first echo is held 0.5 s, past the 0.2 s run: it is waited for, but not counted."""
+    args = [*serve(stall_first=0.5), "--connections", "1", "--duration", "0.2"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert (result["sent"], result["echoed"], result["served"]) == (1, 1, 0)
+    assert result["msgs_per_s"] == 0 and result["latency_us"]["max"] >= 500_000
+
+
 def test_procs_split_the_connections_and_merge_the_results(serve, capsys):
     args = [*serve(), "--connections", "4", "--messages", "25", "--procs", "2"]
     code, result, _ = run_json(capsys, args)
