@@ -56,7 +56,7 @@ def render_tables(results):
             elif med["missing"]:
                 text += " *"
                 failed = True
-            cells += [text, f"{med['p99_us']:,}"]
+            cells += [text, f"{med['p99_us']:,}" if med["p99_us"] else "-"]
         busiest = by_load[max(loads, key=lambda load: (load[1] < 1024, load[0]))]
         cells += [fmt(busiest["server_cpu_percent"]), fmt(busiest["loadgen_cpu_percent"])]
         out.append("| " + " | ".join(cells) + " |")
@@ -64,9 +64,10 @@ def render_tables(results):
     out.append("CPU columns: at the busiest 64-byte load; 100% is one core.")
     if starved:
         out.append(
-            "(N served): only N connections ever got an echo; the others waited the whole run, "
-            "so their latency is not in p99 (simple serves one connection at a time, pool one "
-            "per worker)."
+            "(N served): only N of the connections had an echo back during the run; the others "
+            "waited all along (simple serves one connection at a time, the pool one per worker). "
+            "Their first messages, echoed after the end, are in p99 (with a waiting time as long "
+            "as the run) only where they are more than 1% of the messages."
         )
     if failed:
         out.append("`*`: some echoes were missing or connections failed in a run (see the JSON).")
