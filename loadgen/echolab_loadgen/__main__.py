@@ -6,7 +6,6 @@ Three modes, chosen by the options given:
   idle        ``--idle N [--hold S]``: open N live idle connections, hold them, report how many
 """
 
-import argparse
 import contextlib
 import json
 import os
@@ -14,6 +13,7 @@ import resource
 import sys
 import time
 
+from .cli import Parser, port, positive, stats_port
 from .engine import Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
@@ -27,32 +27,6 @@ MIB = 1 << 20
 COUNTABLE_SIZE = 1024
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line on stderr (and exit 2), not the whole usage."""
-
-    def error(self, message):
-        self.exit(2, f"loadgen: error: {message} (see --help)\n")
-
-
-def positive(kind):
-    def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
-        return value
-
-    return convert
-
-
-def port(text):
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r}")
-    return int(text)
-
-
 def build_parser():
     p = Parser(prog="loadgen", description="Drive an echolab echo server and measure it.")
     p.add_argument(
@@ -63,7 +37,7 @@ def build_parser():
     p.add_argument("--port", type=port, default=12345, help="echo port (default 12345)")
     p.add_argument(
         "--stats-port",
-        type=port,
+        type=stats_port,
         default=8080,
         help="the server's stats port, 0 for a server without one (default 8080)",
     )

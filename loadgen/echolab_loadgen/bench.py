@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .cli import Parser, positive
 from .report import render_chart, render_tables
 
 REPO = Path(__file__).resolve().parents[2]
@@ -358,20 +359,15 @@ def parse_extra(text):
     return name, host, int(port)
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"bench: error: {message} (see --help)\n")
-
-
 def build_parser():
-    p = Parser(prog="make bench ARGS=...", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--variants",
         help="comma-separated variant names (default: every server-* service in compose.yaml)",
     )
-    p.add_argument("--duration", type=float, help="seconds per measured run (default 3)")
-    p.add_argument("--repeats", type=int, help="runs per load, medians shown (default 3)")
-    p.add_argument("--procs", type=int, default=1, help="loadgen processes (default 1)")
+    p.add_argument("--duration", type=positive(float), help="seconds per measured run (default 3)")
+    p.add_argument("--repeats", type=positive(int), help="runs per load, medians shown (default 3)")
+    p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes (default 1)")
     p.add_argument(
         "--quick",
         action="store_true",
