@@ -3,13 +3,16 @@
 import sys
 
 from .settings import parse_settings
-from .variants import server_class
+from .variants import VariantUnavailable, server_class
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     try:
         server = server_class(settings.variant)(settings)
+    except VariantUnavailable as error:
+        print(f"echolab_server: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(
             f"echolab_server: cannot listen on {settings.host}:{settings.port} "

@@ -11,7 +11,13 @@ VARIANTS = {
     "poll": "PollServer",
     "pool": "PoolServer",
     "epoll": "EpollServer",
+    "asyncio": "AsyncioServer",
+    "uvloop": "UvloopServer",
 }
+
+
+class VariantUnavailable(Exception):
+    """Raised when a variant's module is imported where the variant cannot run (uvloop missing)."""
 
 
 def server_class(variant: str) -> type:

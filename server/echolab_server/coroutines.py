@@ -1,0 +1,129 @@
+"""The coroutine family: asyncio streams, one coroutine per connection, on one event loop.
+
+The handler reads like the blocking family's (read, count, write, until the client closes),
+but each ``await`` hands the thread back to the event loop instead of blocking it: the shape of
+the thread-per-connection program at the cost of the event loop. The variants differ only in
+the loop (``new_event_loop``): asyncio's own, or uvloop's, which speaks the same interface.
+
+What echolab adds to the textbook ``asyncio.start_server`` echo:
+- accepting goes through the core's ``accept()`` when the loop reports the listener readable,
+  so connection limits, refusals and their log lines are the same as every other variant's;
+  each admitted socket is then handed to asyncio streams (``open_connection(sock=...)``);
+- backpressure: the transport buffers what the kernel does not take at once, and past
+  ``--output-cap`` buffered bytes ``await writer.drain()`` waits until the client has read
+  some; meanwhile the coroutine reads nothing more, so a client that never reads cannot make
+  the server grow. Bytes sent are counted when handed to the transport;
+- a half-closed client still gets its whole echo (``writer.close()`` sends what is buffered
+  first), and a reset ends only its own coroutine;
+- stop: while the loop runs, SIGTERM and SIGINT reach ``stop()`` through the loop's own
+  ``add_signal_handler`` (a Python handler alone would wait until the loop returns to Python,
+  which uvloop's C loop may never do while idle); ``stop()`` schedules the wake-up with
+  ``call_soon_threadsafe``, the loop stops accepting, and ``serve`` ends with
+  ShutdownRequested, as in every variant. ``close_connections`` then cancels every connection's
+  coroutine (each aborts its transport: no waiting for clients that do not read).
+"""
+
+import asyncio
+import contextlib
+import signal
+import socket
+from abc import abstractmethod
+
+from .server import EchoServer, ShutdownRequested, describe
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class CoroutineServer(EchoServer):
+    """Runs the accept callback and the connection coroutines on ``new_event_loop()``'s loop."""
+
+    @abstractmethod
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this variant teaches."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._runner = asyncio.Runner(loop_factory=self.new_event_loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def serve(self) -> None:
+        self._runner.run(self._serve())
+        raise ShutdownRequested
+
+    def stop(self) -> None:
+        """Wake the loop; safe in a signal handler and from any thread.
+
+        The listener is left alone: shutting it down under the loop would make it report
+        "readable" forever. The loop itself stops watching it, then the core closes it.
+        """
+        self.stopping = True
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self._loop.call_soon_threadsafe(self._finish)
+
+    def close_connections(self) -> None:
+        # Runner.close() cancels every task still running (the connection coroutines, whose
+        # ``finally`` aborts the transport and counts the close), waits for them, and closes
+        # the loop.
+        self._runner.close()
+
+    async def _serve(self) -> None:
+        self._done = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()  # from here on stop() wakes the loop
+        if self.stopping:  # the signal came before there was a loop to wake
+            return
+        listening_fd = self.listener.fileno()
+        self.listener.setblocking(False)
+        self._loop.add_reader(listening_fd, self._accept_ready)
+        core_handlers = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+        for sig in _SIGNALS:
+            self._loop.add_signal_handler(sig, self.stop)
+        try:
+            await self._done
+        finally:
+            for sig, handler in core_handlers.items():  # the core's again, for the clean-up
+                self._loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
+            self._loop.remove_reader(listening_fd)
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self._done is not None and not self._done.done():
+            if error is None:
+                self._done.set_result(None)
+            else:
+                self._done.set_exception(error)
+
+    def _accept_ready(self) -> None:
+        """Accept what is waiting, a bounded batch at a time, and start a coroutine for each."""
+        try:
+            for _ in range(64):
+                accepted = self.accept()
+                if accepted is None:
+                    return
+                task = self._loop.create_task(self._serve_client(*accepted))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except Exception as error:  # the listener is broken: end serve() with the error
+            self._finish(error)
+
+    async def _serve_client(self, conn: socket.socket, addr: tuple) -> None:
+        """The tutorial's handle_client(), as a coroutine."""
+        writer = None
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn)
+            writer.transport.set_write_buffer_limits(high=self.settings.output_cap)
+            while data := await reader.read(self.settings.recv_size):
+                self.received(data)
+                writer.write(data)
+                self.traffic.sent(len(data))
+                await writer.drain()  # waits only while more than output_cap bytes are unsent
+            writer.close()  # after what is still buffered has gone out
+            await writer.wait_closed()
+        except OSError as error:
+            self.log.line(f"Connection from {addr} ended: {describe(error)}")
+        finally:
+            if writer is not None:
+                writer.transport.abort()  # at shutdown: drop what the client has not taken
+            self.release(conn)

@@ -1,0 +1,34 @@
+"""uvloop: the asyncio variant on uvloop's event loop, beyond the tutorial.
+
+The program is the asyncio variant's, line for line (``coroutines.CoroutineServer``); only the
+loop under it changes. asyncio's loop is Python code: every ready socket passes through a few
+dozen lines of it. uvloop implements the same interface in Cython on libuv (the loop under
+Node.js), so that part runs as C. What stays Python is the handler itself, the counting and the
+logging: the difference between the two variants under the same load is what the loop costs.
+
+uvloop is the one package in the server image that is not from the standard library: the host
+downloads its wheel (``server/fetch-wheels``, run by ``make wheels``) and the image build
+unpacks it. Where it is missing, this variant stops at start with one line saying so.
+"""
+
+import asyncio
+
+from . import VariantUnavailable
+
+try:
+    import uvloop
+except ImportError as error:
+    raise VariantUnavailable(
+        f"the uvloop variant needs the uvloop package, which cannot be imported here ({error}); "
+        "for the image, run server/fetch-wheels on the host and rebuild (make build); "
+        "elsewhere, pip install uvloop"
+    ) from None
+
+from ..coroutines import CoroutineServer
+
+
+class UvloopServer(CoroutineServer):
+    variant = "uvloop"
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return uvloop.new_event_loop()
