@@ -16,9 +16,9 @@ What echolab adds to the textbook ``asyncio.start_server`` echo:
 - a half-closed client still gets its whole echo (``writer.close()`` sends what is buffered
   first), and a reset ends only its own coroutine;
 - stop: while the loop runs, SIGTERM and SIGINT reach ``stop()`` through the loop's own
-  ``add_signal_handler`` (a Python handler alone would wait until the loop returns to Python,
-  which uvloop's C loop may never do while idle); ``stop()`` schedules the wake-up with
-  ``call_soon_threadsafe``, the loop stops accepting, and ``serve`` ends with
+  ``add_signal_handler``: an event loop takes the signal wakeup fd for itself (uvloop does
+  whenever it runs), so the core's signal watcher would not hear them. ``stop()`` schedules
+  the wake-up with ``call_soon_threadsafe``, the loop stops accepting, and ``serve`` ends with
   ShutdownRequested, as in every variant. ``close_connections`` then cancels every connection's
   coroutine (each aborts its transport: no waiting for clients that do not read).
 """
@@ -53,7 +53,7 @@ class CoroutineServer(EchoServer):
         raise ShutdownRequested
 
     def stop(self) -> None:
-        """Wake the loop; safe in a signal handler and from any thread.
+        """Wake the loop; safe from the loop's signal handler and from any thread.
 
         The listener is left alone: shutting it down under the loop would make it report
         "readable" forever. The loop itself stops watching it, then the core closes it.
@@ -83,7 +83,7 @@ class CoroutineServer(EchoServer):
         try:
             await self._done
         finally:
-            for sig, handler in core_handlers.items():  # the core's again, for the clean-up
+            for sig, handler in core_handlers.items():  # the core's again: repeats are ignored
                 self._loop.remove_signal_handler(sig)
                 signal.signal(sig, handler)
             self._loop.remove_reader(listening_fd)

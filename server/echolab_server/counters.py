@@ -19,6 +19,10 @@ class MessageCounter:
     order the messages were counted.
     """
 
+    # Counts start from class defaults, not from assignments in __init__, so that a subclass can
+    # keep them elsewhere (prefork: in memory shared by its processes) without resetting them.
+    value = 0
+
     def __init__(
         self,
         log: Log,
@@ -26,7 +30,6 @@ class MessageCounter:
         work_delay: float = 0.0,
         guard: AbstractContextManager[object] | None = None,
     ) -> None:
-        self.value = 0
         self._log = log
         self._work_delay = work_delay
         self._guard = guard if guard is not None else contextlib.nullcontext()
@@ -49,13 +52,14 @@ class MessageCounter:
 class Traffic:
     """Exact totals of bytes and connections, shared by every variant (always under a lock)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        self.connections_total = 0
-        self.connections_current = 0
-        self.connections_refused = 0
+    bytes_received = 0  # class defaults, as MessageCounter.value
+    bytes_sent = 0
+    connections_total = 0
+    connections_current = 0
+    connections_refused = 0
+
+    def __init__(self, lock: AbstractContextManager[object] | None = None) -> None:
+        self._lock = lock if lock is not None else threading.Lock()
 
     def received(self, nbytes: int) -> None:
         with self._lock:
