@@ -19,7 +19,7 @@ from echolab_server.settings import Settings
 from echolab_server.variants import server_class
 
 TUTORIAL_VARIANTS = ("simple", "threads", "lock", "condition", "select", "poll", "pool")
-BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop")
+BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop", "prefork")
 VARIANTS = TUTORIAL_VARIANTS + BEYOND_VARIANTS
 DEADLINE = 10.0  # seconds any single network step in a unit test may take
 
@@ -88,6 +88,21 @@ def echo_once(server: EchoServer, message: bytes = b"Hello, world") -> bytes:
     with connect(server) as sock:
         sock.sendall(message)
         return recv_exactly(sock, len(message))
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True if the server has closed its end: the client reads EOF or is reset.
+
+    The client sends a byte first: a connection the server never accepted (still in the
+    kernel's queue when the listener closed) may have been dropped silently, and only
+    traffic makes the client find out.
+    """
+    sock.settimeout(DEADLINE)
+    try:
+        sock.sendall(b"?")
+        return sock.recv(10) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
 
 
 @pytest.fixture(params=VARIANTS)

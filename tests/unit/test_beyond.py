@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_server
+from conftest import echo_once, run_server
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
 
@@ -31,5 +31,8 @@ def test_uvloop_missing_is_one_line_and_exit_1() -> None:
 
 
 def test_uvloop_runs_on_uvloops_loop() -> None:
-    run = run_server("uvloop", lambda server: type(server._loop).__module__)
-    assert run.result.startswith("uvloop")
+    def drive(server):
+        assert echo_once(server) == b"Hello, world"  # the loop is running by now
+        return type(server._loop).__module__
+
+    assert run_server("uvloop", drive).result.startswith("uvloop")
