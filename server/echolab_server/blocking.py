@@ -43,10 +43,20 @@ class BlockingEchoServer(EchoServer):
         except OSError as error:
             self.log.line(f"Connection from {addr} ended: {describe(error)}")
         finally:
-            with self._open_changed:
-                self._open.discard(conn)
-                self._open_changed.notify_all()
+            self._forget(conn)
             self.release(conn)
+
+    def turn_away(self, conn: socket.socket, addr: tuple, reason: str) -> None:
+        """Refuse a connection already accepted that cannot be served after all."""
+        self._forget(conn)
+        self.traffic.refused()
+        self.log.line(f"Refusing connection from {addr}: {reason}")
+        self.release(conn)
+
+    def _forget(self, conn: socket.socket) -> None:
+        with self._open_changed:
+            self._open.discard(conn)
+            self._open_changed.notify_all()
 
     def stop(self) -> None:
         """Also wake every handler blocked in recv or sendall, the main thread's included.
@@ -74,4 +84,7 @@ class ThreadPerConnectionServer(BlockingEchoServer):
             thread = threading.Thread(
                 target=self.handle, args=(conn, addr), name=f"client-{addr[1]}", daemon=True
             )
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError as error:  # out of threads: the container's pids_limit, say
+                self.turn_away(conn, addr, f"cannot start a thread for it ({error})")

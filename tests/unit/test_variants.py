@@ -7,7 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import BEYOND_VARIANTS, DEADLINE, connect, echo_once, recv_exactly, run_server
+from conftest import (
+    BEYOND_VARIANTS,
+    DEADLINE,
+    closed_by_server,
+    connect,
+    echo_once,
+    recv_exactly,
+    run_server,
+)
 
 
 def test_echoes_and_logs_like_the_tutorial(variant: str) -> None:
@@ -140,22 +148,7 @@ def test_shutdown_is_prompt_with_clients_still_connected(variant: str) -> None:
     assert "Shutting down gracefully..." in run.lines()
     for sock in run.result:
         with sock:
-            assert _closed_by_server(sock)
-
-
-def _closed_by_server(sock: socket.socket) -> bool:
-    """True if the server has closed its end: the client reads EOF or is reset.
-
-    The client sends a byte first: a connection the server never accepted (still in the
-    kernel's queue when the listener closed) may have been dropped silently, and only
-    traffic makes the client find out.
-    """
-    sock.settimeout(DEADLINE)
-    try:
-        sock.sendall(b"?")
-        return sock.recv(10) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
+            assert closed_by_server(sock)
 
 
 def test_log_lines_never_splice_under_concurrent_clients() -> None:
@@ -187,7 +180,7 @@ def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> N
             sock.sendall(b"a")
             assert recv_exactly(sock, 1) == b"a"
         with connect(server) as refused:
-            assert _closed_by_server(refused)
+            assert closed_by_server(refused)
         held.pop().close()
         assert _eventually(lambda: server.traffic.connections_current == 1)
         echo = echo_once(server)
