@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import TUTORIAL_VARIANTS, Lab
+from conftest import BEYOND_VARIANTS, VARIANTS, Lab
 
 SUMMARY = re.compile(r"Summary: sent (\d+), echoed (\d+), mismatched (\d+), failed (\d+)")
 
@@ -18,7 +18,7 @@ def summary(output: str) -> tuple[int, int, int, int]:
     return tuple(int(n) for n in match.groups())
 
 
-@pytest.mark.parametrize("variant", TUTORIAL_VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_client_and_netcat_get_exact_echoes(lab: Lab, variant: str) -> None:
     client = lab.run("client", "--host", f"server-{variant}", "--repeat", "3")
     assert client.returncode == 0, client.stderr
@@ -34,7 +34,7 @@ def test_client_and_netcat_get_exact_echoes(lab: Lab, variant: str) -> None:
 def experiment(lab: Lab) -> dict[str, dict]:
     """The tutorial's experiment on every variant at once: two ``client --repeat 100`` runs
     side by side against a fresh server, then the server's stats and log."""
-    services = [f"server-{variant}" for variant in TUTORIAL_VARIANTS]
+    services = [f"server-{variant}" for variant in VARIANTS]
     lab.fresh(*services)
     with ThreadPoolExecutor(2 * len(services)) as pool:
         runs = {
@@ -46,7 +46,7 @@ def experiment(lab: Lab) -> dict[str, dict]:
         }
         clients = {service: [run.result() for run in pair] for service, pair in runs.items()}
     results = {}
-    for variant, service in zip(TUTORIAL_VARIANTS, services, strict=True):
+    for variant, service in zip(VARIANTS, services, strict=True):
         lab.wait_for(
             lambda service=service: lab.stats(service)["connections_current"] == 0,
             f"{service} to close its connections",
@@ -59,7 +59,7 @@ def experiment(lab: Lab) -> dict[str, dict]:
     return results
 
 
-@pytest.mark.parametrize("variant", TUTORIAL_VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_two_loops_of_100_clients_every_echo_exact(experiment: dict, variant: str) -> None:
     for client in experiment[variant]["clients"]:
         assert client.returncode == 0, client.stderr
@@ -69,7 +69,9 @@ def test_two_loops_of_100_clients_every_echo_exact(experiment: dict, variant: st
     assert stats["bytes_received"] == stats["bytes_sent"] == 200 * len("Hello, world")
 
 
-@pytest.mark.parametrize("variant", ["simple", "lock", "condition", "select", "poll", "pool"])
+@pytest.mark.parametrize(
+    "variant", ["simple", "lock", "condition", "select", "poll", "pool", *BEYOND_VARIANTS]
+)
 def test_two_loops_of_100_clients_count_200(experiment: dict, variant: str) -> None:
     assert experiment[variant]["stats"]["messages"] == 200
     totals = re.findall(r"^Total messages received: (\d+)$", experiment[variant]["log"], re.M)
@@ -141,7 +143,7 @@ def test_pool_serves_the_eleventh_client_when_a_worker_frees(lab: Lab) -> None:
             sock.close()
 
 
-@pytest.mark.parametrize("variant", TUTORIAL_VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_compose_stop_is_prompt_and_clean(lab: Lab, variant: str) -> None:
     service = f"server-{variant}"
     lab.fresh(service)
