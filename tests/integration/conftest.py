@@ -54,7 +54,10 @@ class Lab:
     def command(self, *args: str) -> list[str]:
         return [*self.compose.compose_command_property, *args]
 
-    def compose_run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def compose_run(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """A compose command; ``env`` adds variables that compose.yaml interpolates."""
         return subprocess.run(
             self.command(*args),
             cwd=ROOT,
@@ -62,6 +65,7 @@ class Lab:
             text=True,
             timeout=DEADLINE,
             check=check,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def run(
@@ -77,10 +81,12 @@ class Lab:
             timeout=DEADLINE,
         )
 
-    def start(self, service: str, *args: str) -> subprocess.Popen:
-        """Like ``run``, but in the background, with stdin and stdout as pipes."""
+    def start(self, service: str, *args: str, name: str | None = None) -> subprocess.Popen:
+        """Like ``run``, but in the background, with stdin and stdout as pipes; ``name`` names
+        the container, for ``docker kill`` or ``docker network disconnect``."""
+        naming = ["--name", name] if name else []
         return subprocess.Popen(
-            self.command("run", "--rm", "-T", service, *args),
+            self.command("run", "--rm", "-T", *naming, service, *args),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -100,9 +106,20 @@ class Lab:
     def logs(self, service: str) -> str:
         return self.compose_run("logs", "--no-color", "--no-log-prefix", service).stdout
 
-    def fresh(self, *services: str) -> None:
-        """Replace services with new containers (counters at zero) and wait until healthy."""
-        self.compose_run("up", "--detach", "--wait", "--force-recreate", "--no-deps", *services)
+    def fresh(self, *services: str, env: dict[str, str] | None = None) -> None:
+        """Replace services with new containers (counters at zero) and wait until healthy;
+        ``env`` sets ECHOLAB_* variables compose.yaml passes on (ECHOLAB_WORK_DELAY, say)."""
+        self.compose_run(
+            "up", "--detach", "--wait", "--force-recreate", "--no-deps", *services, env=env
+        )
+
+    def container(self, service: str) -> str:
+        """The id of a service's running container."""
+        return self.compose_run("ps", "--quiet", service).stdout.strip()
+
+    def network(self) -> str:
+        """The lab's compose network, on which tools reach servers by name."""
+        return f"{os.environ['COMPOSE_PROJECT_NAME']}_default"
 
     def wait_for(self, condition, what: str, deadline: float = 30.0) -> None:
         """Wait for a state the stack reaches by itself, failing with ``what`` at the deadline."""
