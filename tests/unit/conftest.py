@@ -105,21 +105,6 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    """True if the server has closed its end: the client reads EOF or is reset.
-
-    The client sends a byte first: a connection the server never accepted (still in the
-    kernel's queue when the listener closed) may have been dropped silently, and only
-    traffic makes the client find out.
-    """
-    sock.settimeout(DEADLINE)
-    try:
-        sock.sendall(b"?")
-        return sock.recv(10) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-
-
 @pytest.fixture(params=VARIANTS)
 def variant(request: pytest.FixtureRequest) -> str:
     return request.param
