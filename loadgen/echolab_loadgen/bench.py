@@ -34,8 +34,8 @@ TUTORIAL_ORDER = {
     for i, v in enumerate(("simple", "threads", "lock", "condition", "select", "poll", "pool"))
 }
 LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
-IDLE_LEVELS = (0, 100, 1000)
-IDLE_CAP = 5000  # the most idle connections the probe tries: well past select's 1024
+IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check for epoll, asyncio, prefork
+IDLE_CAP = 10_000  # the most idle connections the probe tries: well past select's 1024
 RUN_OVERHEAD_S = 1.0  # docker exec, connecting, the drain after the end (estimate only)
 VARIANT_OVERHEAD_S = 20.0  # start, idle probes, stop (estimate only)
 
@@ -295,7 +295,7 @@ def bench_loads(stack, plan, target, port, stats_port, container):
 
 
 def idle_costs(stack, plan, target, container):
-    """Server memory with 0, 100, 1000 idle connections held, then the most it accepted."""
+    """Server memory with each of IDLE_LEVELS idle connections held, then the most it accepted."""
     memory = {}
     for level in plan.idle_levels:
         if level == 0:
