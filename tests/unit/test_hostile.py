@@ -8,9 +8,12 @@ all) and that the server goes on serving everyone else. Timings are printed, nev
 import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -277,3 +280,39 @@ def test_a_storm_of_short_connections_counts_exactly(variant: str) -> None:
     if variant != "threads":  # the unguarded counter may lose updates: its lesson
         assert run.server.messages.value == 1000
     assert "Traceback" not in run.log
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("program", "args", "complaint"),
+    [
+        ("echolab_server", ["--variant", "nope"], "unknown variant 'nope'"),
+        ("echolab_server", [], "choose a variant with --variant"),
+        ("echolab_server", ["--variant", "poll", "--port", "0"], "0 is out of range"),
+        ("echolab_server", ["--variant", "poll", "--port", "70000"], "70000 is out of range"),
+        ("echolab_server", ["--variant", "poll", "--host"], "expected one argument"),
+        ("echolab_loadgen", ["--port", "0"], "argument --port"),
+        ("echolab_loadgen", ["--port", "70000"], "argument --port"),
+        ("echolab_loadgen", ["--repeat", "-1"], "argument --repeat"),
+        ("echolab_loadgen", ["--target"], "expected one argument"),
+    ],
+)
+def test_bad_command_lines_are_one_line_and_exit_2(
+    program: str, args: list[str], complaint: str
+) -> None:
+    """The issue's bad command lines for the server and loadgen, as real processes (the
+    client's are in test_client.py)."""
+    path = os.pathsep.join(str(ROOT / part) for part in ("server", "loadgen"))
+    result = subprocess.run(
+        [sys.executable, "-m", program, *args],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert complaint in result.stderr
