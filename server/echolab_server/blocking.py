@@ -43,15 +43,14 @@ class BlockingEchoServer(EchoServer):
         except OSError as error:
             self.log.line(f"Connection from {addr} ended: {describe(error)}")
         finally:
-            self._forget(conn)
             self.release(conn)
+            self._forget(conn)  # last: close_connections() waits for this, totals must be final
 
     def turn_away(self, conn: socket.socket, addr: tuple, reason: str) -> None:
-        """Refuse a connection already accepted that cannot be served after all."""
+        """Refuse a connection already admitted that cannot be served after all."""
+        self.traffic.closed()
+        self.refuse(conn, addr, reason)
         self._forget(conn)
-        self.traffic.refused()
-        self.log.line(f"Refusing connection from {addr}: {reason}")
-        self.release(conn)
 
     def _forget(self, conn: socket.socket) -> None:
         with self._open_changed:

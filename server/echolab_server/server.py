@@ -190,15 +190,19 @@ class EchoServer(ABC):
         """Count a new connection, or close it with a log line saying why it was refused."""
         reason = self.refusal(conn)
         if reason is not None:
-            self.traffic.refused()
-            self.log.line(f"Refusing connection from {addr}: {reason}")
-            conn.close()
+            self.refuse(conn, addr, reason)
             return False
         # Urgent (MSG_OOB) bytes stay in the stream and are echoed like any other byte.
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         self.traffic.opened()
         self.log.line(f"Received new connection from  {addr}")
         return True
+
+    def refuse(self, conn: socket.socket, addr: tuple, reason: str) -> None:
+        """Close a connection the server will not serve, saying why in the log."""
+        self.traffic.refused()
+        self.log.line(f"Refusing connection from {addr}: {reason}")
+        conn.close()
 
     def refusal(self, conn: socket.socket) -> str | None:
         """Why a new connection cannot be served, or None if it can."""
