@@ -146,26 +146,23 @@ def run(
     return summary
 
 
-def _port(text: str) -> int:
-    """argparse type: a TCP port a client can connect to."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}")
-    return value
+def _whole_number(low: int, high: int, wanted: str):
+    """argparse type: a whole number from ``low`` to ``high``; ``wanted`` words the error."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return convert
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: a repeat count of at least one."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+_port = _whole_number(1, 65535, "an integer from 1 to 65535")  # a port a client can connect to
+_positive_int = _whole_number(1, sys.maxsize, "a positive integer")  # a repeat count
 
 
 def _positive_seconds(text: str) -> float:
