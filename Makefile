@@ -7,7 +7,7 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
-LINTED := server client loadgen tests
+LINTED := server client loadgen tests cluster
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -68,3 +68,34 @@ clean: ## remove containers, echolab images, .venv and caches (keeps the base im
 clean-all: clean ## clean, and remove the base image echolab-base too
 	docker images --format '{{.Repository}}:{{.Tag}}' \
 	  | { grep '^echolab-base:' || true; } | xargs -r docker image rm
+
+# ---- Beyond one machine: a Docker Swarm stack, and a simulated cluster of Docker-in-Docker nodes
+# (cluster/; README "Beyond one machine"). The cluster is named by $ECHOLAB_CLUSTER, else
+# $ECHOLAB_TAG, so several can share one engine; the host engine's own swarm is never touched.
+NODES ?= 3
+SERVERS ?= 1
+REGISTRY ?=
+CLUSTER_PY = $(WITH_BASE) PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
+
+.PHONY: cluster cluster-bench cluster-down stack push test-cluster
+
+cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm over them, deploy the stack
+	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS)
+
+cluster-bench: venv ## loadgen on every load node of the cluster at once, one merged report
+	$(CLUSTER_PY) bench $(ARGS)
+
+cluster-down: venv ## remove the cluster's nodes, volumes and network
+	$(CLUSTER_PY) down
+
+stack: venv ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
+	@$(CLUSTER_PY) stack $(if $(REGISTRY),--registry $(REGISTRY))
+
+push: build ## tag and push the images to REGISTRY=host:port for a real swarm
+	@[[ -n "$(REGISTRY)" ]] || { echo "echolab: make push REGISTRY=host:port" >&2; exit 2; }
+	for image in $(IMAGES); do \
+	  docker tag "$$image:$${ECHOLAB_TAG:-latest}" "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; \
+	  docker push "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; done
+
+test-cluster: build venv ## the cluster tests (tests/cluster): nested swarm nodes, ~15 minutes
+	$(WITH_BASE) .venv/bin/pytest tests/cluster $(ARGS)

@@ -103,6 +103,21 @@ def echo_once(host: str, port: int, message: bytes, timeout: float) -> bytes:
     return bytes(received)
 
 
+def wait_for(host: str, port: int, seconds: float) -> str | None:
+    """None once the server accepts a connection (closed unused, so no message is counted),
+    else the last reason after ``seconds``: on a swarm, services start in any order."""
+    deadline = time.monotonic() + seconds
+    reason = None
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=2.0).close()
+            return None
+        except OSError as exc:  # not resolvable yet, refused, or timed out
+            reason = str(exc)
+        time.sleep(0.5)
+    return reason
+
+
 def run(
     host: str,
     port: int,
@@ -165,15 +180,26 @@ _port = _whole_number(1, 65535, "an integer from 1 to 65535")  # a port a client
 _positive_int = _whole_number(1, sys.maxsize, "a positive integer")  # a repeat count
 
 
-def _positive_seconds(text: str) -> float:
-    """argparse type: a finite timeout above zero (zero would make the socket non-blocking)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
+def _seconds(low_word: str, allowed):
+    """argparse type: a finite number of seconds that ``allowed`` accepts."""
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and allowed(value)):
+            raise argparse.ArgumentTypeError(
+                f"must be a number of seconds {low_word}, got {text!r}"
+            )
+        return value
+
+    return convert
+
+
+# A timeout of zero would make the socket non-blocking; a wait of zero means "do not wait".
+_positive_seconds = _seconds("above 0", lambda v: v > 0)
+_wait_seconds = _seconds("from 0", lambda v: v >= 0)
 
 
 def _non_empty(text: str) -> str:
@@ -230,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="limit for each connect and each receive (default: %(default)g)",
     )
     parser.add_argument(
+        "--wait",
+        type=_wait_seconds,
+        default=os.environ.get("ECHOLAB_WAIT", "0"),
+        metavar="SECONDS",
+        help="wait this long for the server to accept connections before the first message "
+        "(default: $ECHOLAB_WAIT, else 0)",
+    )
+    parser.add_argument(
         "--quiet",
         action="store_true",
         help="omit the per-connection 'Received:' lines; problems and the summary still print",
@@ -250,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"environment variable ECHOLAB_PORT: {exc}")
     # os.fsencode gives back the exact bytes typed, even ones that are not valid UTF-8.
     message = os.fsencode(args.message)
+    unreachable = wait_for(host, port, args.wait)
+    if unreachable:
+        emit(sys.stderr, f"{host}:{port} not reachable after {args.wait:g}s: {unreachable}")
+        return EXIT_FAILED
     try:
         summary = run(host, port, message, args.repeat, args.timeout, quiet=args.quiet)
         emit(sys.stdout, summary.line())

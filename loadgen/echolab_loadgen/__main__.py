@@ -13,11 +13,12 @@ import resource
 import sys
 import time
 
-from .cli import Parser, port, positive, stats_port
+from .cli import Parser, at_least_zero, port, positive, stats_port
 from .engine import Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
 from .stats import MessageCounter
+from .wait import wait_for
 from .workers import WorkerDied, run_load
 
 PROGRESS_AFTER_S = 2.0
@@ -47,6 +48,13 @@ def build_parser():
         type=positive(float),
         default=5.0,
         help="seconds to wait for a connect or a stalled echo (default 5)",
+    )
+    p.add_argument(
+        "--wait",
+        type=at_least_zero,
+        default=os.environ.get("ECHOLAB_WAIT", "0"),
+        help="seconds to wait for the target to accept connections first "
+        "(default: $ECHOLAB_WAIT or 0; a swarm's services start in any order)",
     )
     exp = p.add_argument_group("the tutorial's experiment")
     exp.add_argument("--clients", type=positive(int), help="concurrent loops (default 2)")
@@ -101,6 +109,15 @@ def main(argv=None):
     mode = mode_of(args, parser)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
+    unreachable = wait_for(args.target, args.port, args.wait)
+    if unreachable:
+        print(
+            f"loadgen: {args.target}:{args.port} not reachable after {args.wait:g} s: "
+            f"{unreachable}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     try:
         if mode == "idle":
             return idle_mode(args)
@@ -136,6 +153,8 @@ def main(argv=None):
     result = {"mode": mode, "target": f"{args.target}:{args.port}"} | result
     if mode == "sustained":
         result |= {"procs": args.procs or 1, "rate": args.rate}
+    if args.json:  # the sketch itself, so reports of several replicas merge (merge.py)
+        result["latency_sketch"] = raw["recorder"].to_json()
     return verdict(result, args.json)
 
 

@@ -23,6 +23,16 @@ def positive(kind):
     return convert
 
 
+def at_least_zero(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
 def port(text, lowest=1):
     if not text.isdigit() or not lowest <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"not a port from {lowest} to 65535: {text!r}")

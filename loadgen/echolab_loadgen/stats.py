@@ -2,6 +2,10 @@
 
 import http.client
 import json
+import socket
+import sys
+
+from .cli import Parser, port
 
 
 class StatsUnavailable(Exception):
@@ -46,3 +50,32 @@ class MessageCounter:
         except (StatsUnavailable, KeyError, TypeError) as exc:
             self.warning = str(exc)
             return None
+
+
+def replica_stats(name, port, timeout=3.0):
+    """Every replica's ``/stats``, by address: a swarm's ``tasks.<service>`` resolves to one
+    address per running replica, and the server's totals are their exact sum."""
+    try:
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StatsUnavailable(f"cannot resolve {name}: {exc.strerror}") from None
+    return {addr: fetch_stats(addr, port, timeout) for addr in sorted({i[4][0] for i in infos})}
+
+
+def main(argv=None):
+    """``python -m echolab_loadgen.stats tasks.server-poll``: one JSON line, every replica."""
+    parser = Parser(prog="echolab_loadgen.stats", description=main.__doc__)
+    parser.add_argument("name", help="host name of the servers, e.g. tasks.server-poll")
+    parser.add_argument("--port", type=port, default=8080, help="stats port (default 8080)")
+    args = parser.parse_args(argv)
+    try:
+        replicas = replica_stats(args.name, args.port)
+    except StatsUnavailable as exc:
+        print(f"echolab_loadgen.stats: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(json.dumps({"name": args.name, "replicas": replicas}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""echolab on a Docker Swarm: the stack generated from compose.yaml, and a simulated cluster."""

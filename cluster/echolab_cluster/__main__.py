@@ -1,0 +1,104 @@
+"""``python -m echolab_cluster up|bench|down|stack``: the Makefile's cluster targets.
+
+  up --nodes 3      nodes, swarm, images, stack (make cluster NODES=3)
+  bench [-- ARGS]   loadgen on every load node at once, one merged report (make cluster-bench)
+  down              nothing of the cluster left (make cluster-down)
+  stack             print the stack for a real swarm (make stack REGISTRY=host:port)
+
+The cluster is named by $ECHOLAB_CLUSTER, else $ECHOLAB_TAG, so several can share one engine.
+"""
+
+import argparse
+import itertools
+import json
+import sys
+
+from echolab_loadgen.cli import Parser, positive
+from echolab_loadgen.merge import last_json, merge, render
+
+from . import stack
+from .nodes import Cluster, ClusterError
+
+STATS_PORT = 8080  # the servers' stats port inside their containers
+BENCH_LOAD = ["--connections", "20", "--duration", "5"]
+BENCH_SLACK_S = 120  # beyond the load's own duration: starting, waiting for the target, logs
+
+
+def build_parser():
+    p = Parser(prog="echolab_cluster", description="echolab on a Docker Swarm.")
+    p.add_argument("--name", help="cluster name (default: $ECHOLAB_CLUSTER or $ECHOLAB_TAG)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a simulated cluster and deploy the stack")
+    up.add_argument("--nodes", type=positive(int), default=3, help="nodes (default 3)")
+    up.add_argument("--servers", type=positive(int), default=1, help="server nodes (default 1)")
+    bench = sub.add_parser("bench", help="distributed load, one merged report")
+    bench.add_argument("--target", default="server-poll", help="server service (server-poll)")
+    bench.add_argument("--replicas", type=positive(int), help="loadgen replicas (a load node each)")
+    bench.add_argument("--json", action="store_true", help="print the merged report as JSON")
+    bench.add_argument(
+        "load", nargs=argparse.REMAINDER, help=f"loadgen options (default: {' '.join(BENCH_LOAD)})"
+    )
+    sub.add_parser("down", help="remove the simulated cluster")
+    st = sub.add_parser("stack", help="print the stack file for docker stack deploy")
+    st.add_argument("--registry", help="host:port the nodes pull images from")
+    return p
+
+
+def bench(cluster, target, replicas, load):
+    """Run loadgen replicas against ``target`` and merge their reports with the server's stats."""
+    if not cluster.nodes():
+        raise ClusterError(f"no cluster {cluster.name}: `make cluster` first")
+    load = [arg for arg in load if arg != "--"] or BENCH_LOAD
+    replicas = replicas or len(cluster.load_nodes())
+    stats_port = stack.published(stack.compose_config(), target, STATS_PORT)
+    cluster.wait_running(target)
+    running, _ = cluster.replicas(target)
+    before = cluster.server_stats(target, stats_port, running)
+    seconds = BENCH_SLACK_S + duration_of(load)
+    tasks = cluster.run_tool("loadgen", replicas, ["--target", target, "--json", *load], seconds)
+    after = cluster.server_stats(target, stats_port, running)
+    reports = {}
+    for slot, task in enumerate(tasks, 1):
+        try:
+            reports[f"{task.node}.{slot}"] = last_json(task.logs)
+        except ValueError:
+            last = (task.logs.strip().splitlines() or ["(no output)"])[-1]
+            raise ClusterError(f"loadgen on {task.node} ended {task.state}: {last}") from None
+    return merge(reports, before, after)
+
+
+def duration_of(load):
+    """The run's length from loadgen's options, for the deadline (0 when given by messages)."""
+    for flag, value in itertools.pairwise(load):
+        if flag == "--duration":
+            try:
+                return float(value)
+            except ValueError:
+                raise ClusterError(f"--duration: not a number: {value!r}") from None
+    return 0.0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    cluster = Cluster(args.name)
+    try:
+        if args.command == "up":
+            cluster.up(args.nodes, args.servers)
+        elif args.command == "bench":
+            merged = bench(cluster, args.target, args.replicas, args.load)
+            print(json.dumps(merged) if args.json else render(merged), flush=True)
+        elif args.command == "down":
+            cluster.down()
+        else:
+            print(stack.render(stack.generate(stack.compose_config(), args.registry)), end="")
+    except (ClusterError, stack.StackError) as exc:
+        print(f"echolab-cluster: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("echolab-cluster: interrupted", file=sys.stderr, flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

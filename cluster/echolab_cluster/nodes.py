@@ -1,0 +1,410 @@
+"""A simulated cluster on one machine: Docker-in-Docker nodes, a swarm over them, the stack.
+
+Every node is a container of the host engine running its own dockerd (the node image, Debian's
+docker.io); the swarm lives inside the nodes, so the host engine's own swarm state is never
+touched. Every container, network and volume of a cluster carries the label
+``echolab.cluster=<name>`` and the prefix ``echolab-cluster-<name>-``, so ``down`` removes exactly
+its own, even beside other clusters on the same engine.
+
+Nothing here sleeps to wait: each wait polls the real condition against a deadline.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from echolab_loadgen.stats import StatsUnavailable, fetch_stats
+
+from . import stack
+
+IMAGES = ("echolab-server", "echolab-client", "echolab-loadgen", "echolab-netcat")
+NODE_IMAGE = "echolab-node"
+LABEL = "echolab.cluster"
+POLL_S = 0.5
+ENGINE_DEADLINE_S = 120
+SERVICE_DEADLINE_S = 180
+DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
+
+# Why these flags (a lab, not production): dockerd inside needs nearly every capability (network
+# namespaces, iptables, mounts, cgroups), but this host refuses --privileged because
+# CAP_SYS_RESOURCE cannot be granted, so: all capabilities but that one, no seccomp or AppArmor
+# filter, the host's cgroup tree writable, and /var/lib/docker on a volume (overlay2 cannot stack
+# on the node's own overlay root).
+NODE_FLAGS = (
+    "--cap-add=ALL",
+    "--cap-drop=SYS_RESOURCE",
+    "--security-opt=seccomp=unconfined",
+    "--security-opt=apparmor=unconfined",
+    "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
+)
+
+
+class ClusterError(Exception):
+    """A step failed; the message is one line for the user."""
+
+
+def run(args, *, input=None, check=True, timeout=300):
+    """A command on the host; ClusterError with its last stderr line if it fails."""
+    try:
+        out = subprocess.run(
+            args, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"{shlex.join(args[:6])} ...: no answer in {timeout} s") from None
+    if check and out.returncode != 0:
+        reason = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise ClusterError(f"{shlex.join(args[:8])}: {reason}")
+    return out
+
+
+def until(what, check, seconds):
+    """Poll ``check()`` until it returns something true; ClusterError naming ``what`` if not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{what}: not within {seconds} s")
+        time.sleep(POLL_S)
+
+
+@dataclass
+class Task:
+    """One task of a one-shot tool service: where it ran, how it ended, what it printed."""
+
+    id: str
+    node: str
+    state: str
+    exit_code: int | None
+    logs: str
+
+
+class Cluster:
+    def __init__(self, name=None, tag=None):
+        self.tag = tag or os.environ.get("ECHOLAB_TAG") or "latest"
+        self.name = name or os.environ.get("ECHOLAB_CLUSTER") or self.tag
+        self.prefix = f"echolab-cluster-{self.name}"
+        self.label = f"{LABEL}={self.name}"
+
+    # -- the nodes, seen from the host ----------------------------------------------------------
+
+    def container(self, i):
+        return f"{self.prefix}-node{i}"
+
+    def nodes(self):
+        """The node containers of this cluster, node1 first."""
+        out = run(
+            ["docker", "ps", "-a", "--filter", f"label={self.label}", "--format", "{{.Names}}"]
+        )
+        names = out.stdout.split()
+        return sorted(names, key=lambda n: int(n.rsplit("node", 1)[1]))
+
+    def docker(self, node, *args, input=None, check=True, timeout=300):
+        """A docker command run by the engine inside ``node`` (a container name or node1...)."""
+        node = node if node.startswith(self.prefix) else f"{self.prefix}-{node}"
+        flags = ["-i"] if input is not None else []
+        return run(
+            ["docker", "exec", *flags, node, "docker", *args],
+            input=input,
+            check=check,
+            timeout=timeout,
+        )
+
+    def manager(self, *args, **kwargs):
+        return self.docker("node1", *args, **kwargs)
+
+    # -- up -------------------------------------------------------------------------------------
+
+    def up(self, count, servers=1, base_image=None, log=print):
+        """Nodes, swarm, labels, images, stack: ``make cluster``. Cleans up if any step fails."""
+        if self.nodes():
+            raise ClusterError(f"cluster {self.name} exists already: `make cluster-down` first")
+        if not 1 <= servers <= count:
+            raise ClusterError(f"servers must be from 1 to the node count {count}")
+        try:
+            self.build_node_image(base_image, log)
+            self.start_nodes(count, log)
+            self.form_swarm(count, servers, log)
+            self.load_images(log)
+            self.deploy(log)
+        except BaseException:
+            log(f"echolab-cluster: {self.name}: failed, removing what was started")
+            self.down(log=lambda _: None)
+            raise
+
+    def build_node_image(self, base_image, log):
+        base = base_image or os.environ.get("BASE_IMAGE") or "python:3.12-slim"
+        log(f"echolab-cluster: node image {NODE_IMAGE}:{self.tag} (from {base})")
+        run(
+            [
+                *("docker", "build", "-q", "--build-arg", f"BASE_IMAGE={base}"),
+                *("-t", f"{NODE_IMAGE}:{self.tag}", str(stack.ROOT / "cluster")),
+            ],
+            timeout=1800,
+        )
+
+    def start_nodes(self, count, log):
+        run(["docker", "network", "create", "--label", self.label, self.prefix])
+        for i in range(1, count + 1):
+            name = self.container(i)
+            run(
+                [
+                    *("docker", "run", "-d", "--name", name, "--hostname", f"node{i}"),
+                    *("--network", self.prefix, "--label", self.label),
+                    *("--env", f"ECHOLAB_NODE={name}"),
+                    f"--mount=type=volume,dst=/var/lib/docker,volume-label={self.label}",
+                    *NODE_FLAGS,
+                    f"{NODE_IMAGE}:{self.tag}",
+                ]
+            )
+        log(f"echolab-cluster: {count} node(s) started, waiting for their engines")
+        for i in range(1, count + 1):
+            self.wait_engine(f"node{i}")
+
+    def wait_engine(self, node):
+        until(
+            f"the engine in {node}",
+            lambda: self.docker(
+                node, "info", "--format", "{{.ServerVersion}}", check=False
+            ).stdout.strip(),
+            ENGINE_DEADLINE_S,
+        )
+
+    def address(self, node):
+        """The address of ``node`` (node1...) on the cluster's own network."""
+        fmt = f'{{{{(index .NetworkSettings.Networks "{self.prefix}").IPAddress}}}}'
+        return run(["docker", "inspect", "-f", fmt, f"{self.prefix}-{node}"]).stdout.strip()
+
+    def form_swarm(self, count, servers, log):
+        addr = self.address("node1")
+        self.manager("swarm", "init", "--advertise-addr", addr)
+        token = self.manager("swarm", "join-token", "-q", "worker").stdout.strip()
+        for i in range(2, count + 1):
+            self.docker(f"node{i}", "swarm", "join", "--token", token, f"{addr}:2377")
+        until(f"{count} ready swarm nodes", lambda: len(self.ready_nodes()) == count, 120)
+        for i in range(1, count + 1):
+            roles = ([stack.SERVER_LABEL] if i <= servers else []) + (
+                [stack.LOAD_LABEL] if i > servers or count == 1 else []
+            )
+            self.set_roles(f"node{i}", roles)
+        log(f"echolab-cluster: swarm of {count}; servers on node1..node{servers}")
+
+    def ready_nodes(self):
+        out = self.manager("node", "ls", "--format", "{{.Hostname}} {{.Status}}", check=False)
+        return [line.split()[0] for line in out.stdout.splitlines() if line.endswith(" Ready")]
+
+    def load_nodes(self):
+        out = self.manager(
+            "node",
+            "ls",
+            "--filter",
+            f"node.label={stack.LOAD_LABEL}=1",
+            "--format",
+            "{{.Hostname}}",
+        )
+        return out.stdout.split()
+
+    def set_roles(self, node, roles):
+        """Label ``node`` for servers, load or both (``stack.SERVER_LABEL``, ``LOAD_LABEL``)."""
+        flags = []
+        for label in (stack.SERVER_LABEL, stack.LOAD_LABEL):
+            flags += ["--label-add", f"{label}=1"] if label in roles else ["--label-rm", label]
+        current = self.manager("node", "inspect", "-f", "{{json .Spec.Labels}}", node).stdout
+        labels = json.loads(current) or {}
+        flags = [
+            flag
+            for pair in zip(flags[::2], flags[1::2], strict=True)
+            if pair[0] == "--label-add" or pair[1] in labels
+            for flag in pair
+        ]
+        self.manager("node", "update", *flags, node)
+
+    def load_images(self, log):
+        """``docker save`` once on the host, ``docker load`` into every node, in parallel."""
+        images = [f"{image}:{self.tag}" for image in IMAGES]
+        log(f"echolab-cluster: loading {', '.join(images)} into every node")
+        with tempfile.NamedTemporaryFile(prefix="echolab-images-", suffix=".tar") as tar:
+            run(["docker", "save", "-o", tar.name, *images], timeout=900)
+            with ThreadPoolExecutor() as pool:
+                jobs = [pool.submit(self.load_into, node, tar.name) for node in self.nodes()]
+                for job in jobs:
+                    job.result()
+
+    def load_into(self, container, tar):
+        with open(tar, "rb") as data:
+            out = subprocess.run(
+                ["docker", "exec", "-i", container, "docker", "load", "-q"],
+                stdin=data,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+        if out.returncode != 0:
+            raise ClusterError(f"docker load into {container}: {out.stderr.strip()}")
+
+    def deploy(self, log, config=None):
+        """Deploy the stack from compose.yaml and wait until every server runs."""
+        config = config or stack.compose_config()
+        text = stack.render(stack.generate(config))
+        self.manager(
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "--prune",
+            "-c",
+            "-",
+            stack.STACK,
+            input=text,
+        )
+        servers = [name for name, spec in config["services"].items() if not spec.get("profiles")]
+        log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for {len(servers)} servers")
+        for name in servers:
+            self.wait_running(name)
+
+    # -- services -------------------------------------------------------------------------------
+
+    def service(self, name):
+        return f"{stack.STACK}_{name}"
+
+    def replicas(self, name):
+        """(running, wanted) replicas of a stack service."""
+        out = self.manager(
+            "service",
+            "ls",
+            "--filter",
+            f"name={self.service(name)}",
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        )
+        for line in out.stdout.splitlines():
+            svc, counts = line.split()[:2]
+            if svc == self.service(name):
+                running, wanted = counts.split("/")
+                return int(running), int(wanted)
+        raise ClusterError(f"no service {self.service(name)} in the swarm")
+
+    def wait_running(self, name, seconds=SERVICE_DEADLINE_S):
+        until(
+            f"service {name} running",
+            lambda: (lambda r, w: r == w and w > 0)(*self.replicas(name)),
+            seconds,
+        )
+
+    def scale(self, name, count, seconds=SERVICE_DEADLINE_S):
+        self.manager("service", "scale", "--detach", f"{self.service(name)}={count}")
+        self.wait_running(name, seconds)
+
+    def task_ids(self, name):
+        out = self.manager("service", "ps", "-q", "--no-trunc", self.service(name))
+        return set(out.stdout.split())
+
+    def run_tool(self, name, count, args, seconds):
+        """Run the one-shot service ``name`` (client, loadgen) as ``count`` replicas with
+        ``args``: all created at once by one update, then waited for until all have ended."""
+        svc = self.service(name)
+        self.manager("service", "update", "--detach", "--replicas", "0", svc)
+        until(f"{name} scaled to 0", lambda: not self.live_tasks(name), 60)
+        before = self.task_ids(name)
+        self.manager(
+            "service",
+            "update",
+            "--detach",
+            "--replicas",
+            str(count),
+            "--args",
+            shlex.join(args),
+            svc,
+        )
+        ids = until(
+            f"{count} new {name} task(s)",
+            lambda: (lambda new: new if len(new) >= count else None)(self.task_ids(name) - before),
+            60,
+        )
+        tasks = until(f"{name} tasks ending", lambda: self.ended(ids), seconds)
+        self.manager("service", "update", "--detach", "--replicas", "0", svc)
+        return tasks
+
+    def live_tasks(self, name):
+        out = self.manager(
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.CurrentState}}",
+            self.service(name),
+        )
+        return [s for s in out.stdout.splitlines() if s.split()[0].lower() not in DONE]
+
+    def ended(self, ids):
+        """The tasks ``ids`` once every one has ended, else None."""
+        fmt = "{{json .}}"
+        out = self.manager("inspect", "--type", "task", "-f", fmt, *sorted(ids))
+        tasks = [json.loads(line) for line in out.stdout.splitlines()]
+        if any(t["Status"]["State"] not in DONE for t in tasks):
+            return None
+        nodes = self.node_names()
+        return [
+            Task(
+                id=t["ID"],
+                node=nodes.get(t.get("NodeID"), "?"),
+                state=t["Status"]["State"],
+                exit_code=t["Status"].get("ContainerStatus", {}).get("ExitCode"),
+                logs=self.manager("service", "logs", "--raw", t["ID"], check=False).stdout,
+            )
+            for t in sorted(tasks, key=lambda t: t.get("Slot", 0))
+        ]
+
+    def node_names(self):
+        out = self.manager("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
+        return dict(line.split() for line in out.stdout.splitlines())
+
+    def server_stats(self, name, port, replicas, seconds=60):
+        """Every replica's /stats of server ``name``, by node, through each node's published
+        stats ``port`` (as on real hosts: ``curl host:port/stats``); waits until ``replicas``
+        replicas answer."""
+
+        def read():
+            out = self.manager(
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+                self.service(name),
+            )
+            nodes = [line.split()[0] for line in out.stdout.splitlines() if " Running " in line]
+            try:
+                stats = {node: fetch_stats(self.address(node), port) for node in nodes}
+            except StatsUnavailable:
+                return None
+            return stats if len(stats) == replicas else None
+
+        return {
+            "name": name,
+            "replicas": until(f"stats of {replicas} {name} replica(s)", read, seconds),
+        }
+
+    # -- down -----------------------------------------------------------------------------------
+
+    def down(self, log=print):
+        """Remove this cluster's node containers, their volumes and its network."""
+        nodes = self.nodes()
+        if nodes:
+            run(["docker", "rm", "-f", "-v", *nodes])
+        volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label={self.label}"])
+        if volumes.stdout.split():
+            run(["docker", "volume", "rm", "-f", *volumes.stdout.split()])
+        networks = run(["docker", "network", "ls", "-q", "--filter", f"label={self.label}"])
+        if networks.stdout.split():
+            run(["docker", "network", "rm", *networks.stdout.split()])
+        log(f"echolab-cluster: {self.name}: {len(nodes)} node(s) removed, nothing left")

@@ -1,0 +1,133 @@
+"""The swarm stack, generated from compose.yaml.
+
+Why generate instead of keeping a second file: compose.yaml stays the one place that says what
+the services are (images, commands, environment, hardening); this module only translates what
+``docker stack deploy`` reads differently. It starts from ``docker compose config --format json``
+(anchors merged, variables filled in) and knows every compose key it meets: a key it does not know
+stops it with one line, so a new compose setting is never silently lost on the swarm.
+
+What stack deploy needs (measured on Docker 20.10): no ``build`` (ignored), no ``profiles``
+(rejected), no ``depends_on`` conditions (dropped); ``endpoint_mode: dnsrr`` because the default
+VIP needs IPVS; published ports in ``mode: host`` (the routing mesh needs the VIP too); one-shot
+tools as ``replicas: 0`` services with ``restart_policy: none`` (no ``replicated-job`` in 20.10),
+scaled up when they are to run.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = "echolab"
+NETWORK = "lab"
+# Node labels that say where things run: servers on echolab.server nodes, the client and loadgen
+# on echolab.load nodes (one node may carry both when it is the only one).
+SERVER_LABEL = "echolab.server"
+LOAD_LABEL = "echolab.load"
+TOOL_WAIT_S = 120  # how long a tool waits for its target: services start in any order
+
+# compose key -> why it does not reach the stack
+DROPPED = {
+    "build": "stack deploy ignores it: images are built here and pushed or loaded onto nodes",
+    "profiles": "stack deploy rejects it: the tools become services of 0 replicas instead",
+    "depends_on": "stack deploy drops its conditions: every tool waits for its target itself",
+    "security_opt": "swarm services have no such setting (stack deploy ignores it)",
+    "pids_limit": "swarm services on Docker 20.10 have no such setting",
+    "networks": "every service joins the stack's one overlay network",
+}
+KEPT = (
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "healthcheck",
+    "init",
+    "read_only",
+    "cap_drop",
+    "ulimits",
+    "stdin_open",
+    "tty",
+)
+TRANSLATED = ("mem_limit", "ports")
+
+
+class StackError(Exception):
+    """compose.yaml has something this generator cannot carry over."""
+
+
+def compose_config(root=ROOT):
+    """compose.yaml with every profile, as ``docker compose config`` resolves it."""
+    out = subprocess.run(
+        ["docker", "compose", "--profile", "*", "config", "--format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        raise StackError(f"docker compose config failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def generate(config, registry=None):
+    """The stack (a dict in compose file format 3.8) for ``docker stack deploy``."""
+    services = {name: service(name, spec, registry) for name, spec in config["services"].items()}
+    return {
+        "version": "3.8",
+        "services": services,
+        "networks": {NETWORK: {"driver": "overlay", "attachable": True}},
+    }
+
+
+def service(name, spec, registry):
+    unknown = set(spec) - set(DROPPED) - set(KEPT) - set(TRANSLATED)
+    if unknown:
+        raise StackError(
+            f"service {name}: compose key(s) {', '.join(sorted(unknown))} unknown to "
+            "cluster/echolab_cluster/stack.py: say whether they carry over to the swarm"
+        )
+    out = {key: spec[key] for key in KEPT if spec.get(key) is not None}
+    if registry:
+        out["image"] = f"{registry}/{spec['image']}"
+    tool = bool(spec.get("profiles"))
+    if tool:
+        out["environment"] = (out.get("environment") or {}) | {"ECHOLAB_WAIT": str(TOOL_WAIT_S)}
+    out["networks"] = [NETWORK]
+    out["ports"] = [
+        {
+            "target": port["target"],
+            "published": int(port["published"]),
+            "protocol": port.get("protocol", "tcp"),
+            "mode": "host",
+        }
+        for port in spec.get("ports", [])
+        if port.get("published")
+    ]
+    if not out["ports"]:
+        del out["ports"]
+    deploy = {
+        "endpoint_mode": "dnsrr",
+        "replicas": 0 if tool else 1,
+        "placement": {"constraints": [f"node.labels.{LOAD_LABEL if tool else SERVER_LABEL} == 1"]},
+    }
+    if tool:
+        deploy["restart_policy"] = {"condition": "none"}
+    else:
+        # A replica per node: replicas of a server are there to use more hosts.
+        deploy["placement"]["max_replicas_per_node"] = 1
+    if spec.get("mem_limit"):
+        deploy["resources"] = {"limits": {"memory": str(spec["mem_limit"])}}
+    out["deploy"] = deploy
+    return out
+
+
+def published(config, name, target):
+    """The port where service ``name`` publishes its port ``target`` on every node it runs on."""
+    for port in config["services"][name].get("ports", []):
+        if port["target"] == target and port.get("published"):
+            return int(port["published"])
+    raise StackError(f"service {name} publishes no port for {target}")
+
+
+def render(stack):
+    """The stack as text for ``docker stack deploy -c``: JSON, which YAML readers accept as is."""
+    return json.dumps(stack, indent=2) + "\n"
