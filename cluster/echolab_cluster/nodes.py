@@ -308,7 +308,12 @@ class Cluster:
 
     def run_tool(self, name, count, args, seconds):
         """Run the one-shot service ``name`` (client, loadgen) as ``count`` replicas with
-        ``args``: all created at once by one update, then waited for until all have ended."""
+        ``args`` and wait until every one has ended: its tasks, slot by slot."""
+        return self.wait_ended(self.start_tool(name, count, args), seconds)
+
+    def start_tool(self, name, count, args):
+        """Start ``count`` replicas of ``name`` with ``args``, all created at once by one
+        update of a service scaled to 0 first; the new tasks' ids."""
         svc = self.service(name)
         self.manager("service", "update", "--detach", "--replicas", "0", svc)
         until(f"{name} scaled to 0", lambda: not self.live_tasks(name), 60)
@@ -323,14 +328,17 @@ class Cluster:
             shlex.join(args),
             svc,
         )
-        ids = until(
+        return until(
             f"{count} new {name} task(s)",
             lambda: (lambda new: new if len(new) >= count else None)(self.task_ids(name) - before),
             60,
         )
-        tasks = until(f"{name} tasks ending", lambda: self.ended(ids), seconds)
-        self.manager("service", "update", "--detach", "--replicas", "0", svc)
-        return tasks
+
+    def wait_ended(self, ids, seconds):
+        return until("tasks ending", lambda: self.ended(ids), seconds)
+
+    def task_logs(self, task_id):
+        return self.manager("service", "logs", "--raw", task_id, check=False).stdout
 
     def live_tasks(self, name):
         out = self.manager(
@@ -358,7 +366,7 @@ class Cluster:
                 node=nodes.get(t.get("NodeID"), "?"),
                 state=t["Status"]["State"],
                 exit_code=t["Status"].get("ContainerStatus", {}).get("ExitCode"),
-                logs=self.manager("service", "logs", "--raw", t["ID"], check=False).stdout,
+                logs=self.task_logs(t["ID"]),
             )
             for t in sorted(tasks, key=lambda t: t.get("Slot", 0))
         ]

@@ -423,3 +423,29 @@ def test_closed_stdout_ends_the_run_without_traceback(servers: Servers) -> None:
         proc.kill()
     assert proc.returncode == 1
     assert "Traceback" not in err
+
+
+# --- waiting for the server (a swarm starts services in any order) -----------------
+
+
+def test_main_waits_for_a_server_that_starts_listening_later(servers: Servers, capsys) -> None:
+    port = servers.start(echo)
+    with socket.socket() as late:
+        late.bind(("127.0.0.1", 0))
+        threading.Timer(0.6, late.listen).start()
+        assert client.wait_for("127.0.0.1", late.getsockname()[1], WAIT) is None
+    assert client.main(cli("--wait", "5", "--quiet", port=port)) == 0
+    assert counts(lines(capsys.readouterr().out)[-1]) == (1, 1, 0, 0)
+
+
+def test_main_gives_up_waiting_with_one_line(refused_port: int, capsys) -> None:
+    assert client.main(cli("--wait", "0.6", port=refused_port)) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert re.fullmatch(r"127\.0\.0\.1:\d+ not reachable after 0\.6s: .+\n", captured.err)
+
+
+def test_a_bad_wait_in_the_environment_is_a_usage_error() -> None:
+    result = run_cli("--repeat", "1", env={"ECHOLAB_WAIT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--wait" in result.stderr

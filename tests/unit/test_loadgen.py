@@ -15,6 +15,7 @@ import time
 import pytest
 from echolab_loadgen.__main__ import main
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
+from echolab_loadgen.wait import wait_for
 
 DOCUMENTED_KEYS = {
     "sent", "echoed", "mismatched", "errors", "server_counted", "lost_updates", "msgs_per_s",
@@ -319,3 +320,26 @@ def test_recorders_merge_and_never_hold_more_than_a_buffer_of_samples():
 
 def test_an_empty_recorder_summarizes_to_zeros():
     assert LatencyRecorder().summary() == dict.fromkeys(LATENCY_KEYS, 0)
+
+
+def test_wait_returns_once_the_target_listens_and_gives_up_with_a_reason():
+    with socket.socket() as late:
+        late.bind(("127.0.0.1", 0))
+        port = late.getsockname()[1]
+        assert wait_for("127.0.0.1", port, 0.6) is not None  # bound, not listening: refused
+        threading.Timer(0.6, late.listen).start()
+        assert wait_for("127.0.0.1", port, 10) is None
+
+
+def test_a_target_never_reachable_within_the_wait_is_one_line_and_exit_1(capsys):
+    argv = ["--target", "127.0.0.1", "--port", str(unused_port()), "--wait", "0.6"]
+    assert main([*argv, "--repeat", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("loadgen: 127.0.0.1:") and "not reachable after 0.6 s" in err
+    assert err.count("\n") == 1
+
+
+def test_json_reports_carry_their_latency_sketch(serve, capsys):
+    _, result, _ = run_json(capsys, [*serve(), "--connections", "2", "--messages", "10"])
+    sketch = LatencyRecorder.from_json(result["latency_sketch"])
+    assert sketch.count == 20 and sketch.summary() == result["latency_us"]
