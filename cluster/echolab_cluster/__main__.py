@@ -17,9 +17,8 @@ from echolab_loadgen.cli import Parser, positive
 from echolab_loadgen.merge import last_json, merge, render
 
 from . import stack
-from .nodes import Cluster, ClusterError
+from .nodes import STATS_PORT, Cluster, ClusterError
 
-STATS_PORT = 8080  # the servers' stats port inside their containers
 BENCH_LOAD = ["--connections", "20", "--duration", "5"]
 BENCH_SLACK_S = 120  # beyond the load's own duration: starting, waiting for the target, logs
 
@@ -50,13 +49,12 @@ def bench(cluster, target, replicas, load):
         raise ClusterError(f"no cluster {cluster.name}: `make cluster` first")
     load = [arg for arg in load if arg != "--"] or BENCH_LOAD
     replicas = replicas or len(cluster.load_nodes())
-    stats_port = stack.published(stack.compose_config(), target, STATS_PORT)
-    cluster.wait_running(target)
-    running, _ = cluster.replicas(target)
-    before = cluster.server_stats(target, stats_port, running)
+    config = stack.compose_config()
+    before = cluster.wait_serving(config, target)
+    running = len(before["replicas"])
     seconds = BENCH_SLACK_S + duration_of(load)
     tasks = cluster.run_tool("loadgen", replicas, ["--target", target, "--json", *load], seconds)
-    after = cluster.server_stats(target, stats_port, running)
+    after = cluster.server_stats(target, stack.published(config, target, STATS_PORT), running)
     reports = {}
     for slot, task in enumerate(tasks, 1):
         try:

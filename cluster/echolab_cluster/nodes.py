@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from echolab_loadgen.merge import last_json
 from echolab_loadgen.stats import StatsUnavailable, fetch_stats
 
 from . import stack
@@ -28,6 +29,7 @@ LABEL = "echolab.cluster"
 POLL_S = 0.5
 ENGINE_DEADLINE_S = 120
 SERVICE_DEADLINE_S = 180
+STATS_PORT = 8080  # the servers' stats port inside their containers
 DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 
 # Why these flags (a lab, not production): dockerd inside needs nearly every capability (network
@@ -250,7 +252,7 @@ class Cluster:
             raise ClusterError(f"docker load into {container}: {out.stderr.strip()}")
 
     def deploy(self, log, config=None):
-        """Deploy the stack from compose.yaml and wait until every server runs."""
+        """Deploy the stack from compose.yaml; wait until every server answers on its stats."""
         config = config or stack.compose_config()
         text = stack.render(stack.generate(config))
         self.manager(
@@ -267,7 +269,13 @@ class Cluster:
         servers = [name for name, spec in config["services"].items() if not spec.get("profiles")]
         log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for {len(servers)} servers")
         for name in servers:
-            self.wait_running(name)
+            self.wait_serving(config, name)
+
+    def wait_serving(self, config, name, seconds=SERVICE_DEADLINE_S):
+        """Wait until every replica of server ``name`` runs and answers; their stats."""
+        self.wait_running(name, seconds)
+        running, _ = self.replicas(name)
+        return self.server_stats(name, stack.published(config, name, STATS_PORT), running, seconds)
 
     # -- services -------------------------------------------------------------------------------
 
@@ -375,32 +383,99 @@ class Cluster:
         out = self.manager("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
         return dict(line.split() for line in out.stdout.splitlines())
 
+    def running_nodes(self, name):
+        """The nodes where a task of ``name`` runs now."""
+        out = self.manager(
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}} {{.CurrentState}}",
+            self.service(name),
+        )
+        return [line.split()[0] for line in out.stdout.splitlines() if " Running " in line]
+
     def server_stats(self, name, port, replicas, seconds=60):
         """Every replica's /stats of server ``name``, by node, through each node's published
         stats ``port`` (as on real hosts: ``curl host:port/stats``); waits until ``replicas``
         replicas answer."""
 
         def read():
-            out = self.manager(
-                "service",
-                "ps",
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Node}} {{.CurrentState}}",
-                self.service(name),
-            )
-            nodes = [line.split()[0] for line in out.stdout.splitlines() if " Running " in line]
             try:
-                stats = {node: fetch_stats(self.address(node), port) for node in nodes}
+                stats = {
+                    node: fetch_stats(self.address(node), port) for node in self.running_nodes(name)
+                }
             except StatsUnavailable:
                 return None
             return stats if len(stats) == replicas else None
 
-        return {
-            "name": name,
-            "replicas": until(f"stats of {replicas} {name} replica(s)", read, seconds),
-        }
+        wanted = f"stats of {replicas} {name} replica(s)"
+        return {"name": name, "replicas": until(wanted, read, seconds)}
+
+    def replica_stats(self, name):
+        """Every replica's /stats as a program inside the swarm sees them: ``tasks.<name>``
+        resolved on the overlay network, read by a one-shot container (no published port)."""
+        out = self.manager(
+            "run",
+            "--rm",
+            "--network",
+            f"{stack.STACK}_{stack.NETWORK}",
+            "--entrypoint",
+            "python3",
+            f"echolab-loadgen:{self.tag}",
+            "-m",
+            "echolab_loadgen.stats",
+            f"tasks.{name}",
+        )
+        return last_json(out.stdout)
+
+    def until_counted(self, name, port, node, messages, seconds=SERVICE_DEADLINE_S):
+        """Wait until the replica of ``name`` on ``node`` has counted ``messages``."""
+
+        def enough():
+            try:
+                return fetch_stats(self.address(node), port)["messages"] >= messages
+            except StatsUnavailable:
+                return False
+
+        until(f"{messages} messages counted by {name} on {node}", enough, seconds)
+
+    def pin(self, name, node):
+        """Constrain service ``name`` to ``node``; wait until its running tasks are there."""
+        self.manager(
+            "service",
+            "update",
+            "--detach",
+            "--constraint-add",
+            f"node.hostname=={node}",
+            self.service(name),
+        )
+        until(
+            f"{name} only on {node}",
+            lambda: set(self.running_nodes(name)) <= {node},
+            SERVICE_DEADLINE_S,
+        )
+
+    def unpin(self, name, node):
+        self.manager(
+            "service",
+            "update",
+            "--detach",
+            "--constraint-rm",
+            f"node.hostname=={node}",
+            self.service(name),
+        )
+
+    def stop_node(self, node):
+        """Stop a node's container: its engine ends its containers and leaves the swarm."""
+        run(["docker", "stop", "-t", "20", f"{self.prefix}-{node}"])
+
+    def start_node(self, node):
+        """Start a stopped node again and wait until the swarm sees it ready."""
+        run(["docker", "start", f"{self.prefix}-{node}"])
+        self.wait_engine(node)
+        until(f"{node} ready in the swarm", lambda: node in self.ready_nodes(), 120)
 
     # -- down -----------------------------------------------------------------------------------
 

@@ -34,13 +34,17 @@ DROPPED = {
     "security_opt": "swarm services have no such setting (stack deploy ignores it)",
     "pids_limit": "swarm services on Docker 20.10 have no such setting",
     "networks": "every service joins the stack's one overlay network",
+    # Measured in the simulation: eleven servers checked every second on one loaded node missed
+    # their checks, and the swarm replaced them mid-run; a task is also left out of the
+    # service's DNS until its first check passes. Tools wait for their target instead, and
+    # `make cluster` waits for every server's published stats.
+    "healthcheck": "a swarm restarts a task whose checks fail, and busy nodes miss them",
 }
 KEPT = (
     "image",
     "command",
     "entrypoint",
     "environment",
-    "healthcheck",
     "init",
     "read_only",
     "cap_drop",

@@ -1,0 +1,111 @@
+"""The lab on a swarm of nested nodes: the stack, the tutorial's experiment across nodes, server
+replicas summed exactly, the merged loadgen report, and a node stopped mid-run."""
+
+import re
+
+from echolab_cluster.__main__ import bench
+from echolab_cluster.nodes import STATS_PORT
+from echolab_cluster.stack import LOAD_LABEL, SERVER_LABEL, published
+
+SUMMARY = re.compile(r"Summary: sent (\d+), echoed (\d+), mismatched (\d+), failed (\d+) .*")
+TOOL_S = 300  # deadline for a tool run on this busy machine
+
+
+def summary(task):
+    """(sent, echoed, mismatched, failed) from a client task's last line."""
+    match = SUMMARY.fullmatch(task.logs.strip().splitlines()[-1])
+    assert match, task.logs[-500:]
+    return tuple(int(n) for n in match.groups())
+
+
+def counted(cluster, config, server):
+    """The server's message count, summed over its replicas, by node."""
+    snap = cluster.wait_serving(config, server)
+    return {node: stats["messages"] for node, stats in snap["replicas"].items()}
+
+
+def test_the_swarm_forms_and_the_stack_deploys(cluster, config):
+    assert sorted(cluster.ready_nodes()) == ["node1", "node2", "node3"]
+    for name, spec in config["services"].items():
+        running, wanted = cluster.replicas(name)
+        assert (running, wanted) == ((0, 0) if spec.get("profiles") else (1, 1)), name
+    assert sorted(cluster.load_nodes()) == ["node2", "node3"]
+
+
+def test_the_tutorials_2_x_100_across_nodes_counts_exactly_200(cluster, config):
+    before = counted(cluster, config, "server-poll")
+    tasks = cluster.run_tool("client", 2, ["--repeat", "100", "--quiet"], TOOL_S)
+    after = counted(cluster, config, "server-poll")
+    assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
+    assert {task.node for task in tasks}.isdisjoint(before), "clients on the server's node"
+    assert sum(after.values()) - sum(before.values()) == 200
+
+
+def test_threads_across_nodes_counts_fewer(cluster, config):
+    before = counted(cluster, config, "server-threads")
+    args = ["--host", "server-threads", "--repeat", "100", "--quiet"]
+    tasks = cluster.run_tool("client", 2, args, TOOL_S)
+    after = counted(cluster, config, "server-threads")
+    assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
+    assert sum(after.values()) - sum(before.values()) < 200, "the race lost no update"
+
+
+def test_the_merged_loadgen_report_adds_up(cluster):
+    merged = bench(cluster, "server-poll", 2, ["--connections", "4", "--messages", "100"])
+    total = merged["total"]
+    assert merged["replicas"] == 2
+    assert {row["replica"].split(".")[0] for row in merged["rows"]} == {"node2", "node3"}
+    assert total["sent"] == total["echoed"] == 800 == sum(row["sent"] for row in merged["rows"])
+    assert total["server_counted"] == 800 and merged["server"]["messages"] == 800
+    latency = total["latency_us"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] * 1.01  # within the 1% bound
+
+
+def test_server_replicas_on_two_nodes_sum_exactly(cluster, config):
+    cluster.set_roles("node2", [SERVER_LABEL, LOAD_LABEL])
+    try:
+        cluster.scale("server-poll", 2)
+        before = counted(cluster, config, "server-poll")
+        assert sorted(before) == ["node1", "node2"]
+        inside = cluster.replica_stats("server-poll")  # tasks.server-poll, from the overlay
+        assert len(inside["replicas"]) == 2
+        args = ["--host", "tasks.server-poll", "--repeat", "100", "--quiet"]
+        tasks = cluster.run_tool("client", 2, args, TOOL_S)
+        after = counted(cluster, config, "server-poll")
+        assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
+        each = {node: after[node] - before[node] for node in after}
+        assert sum(each.values()) == 200
+        assert all(each.values()), f"DNS round robin sent every client to one replica: {each}"
+    finally:
+        cluster.scale("server-poll", 1)
+        cluster.set_roles("node2", [LOAD_LABEL])
+
+
+def test_a_node_stopped_mid_run_fails_connections_in_single_lines_then_serves_again(
+    cluster, config
+):
+    """The server alone on node2, a client on node3; node2 stops under the client, comes back."""
+    cluster.set_roles("node2", [SERVER_LABEL])
+    cluster.pin("server-poll", "node2")
+    cluster.pin("client", "node3")
+    try:
+        base = counted(cluster, config, "server-poll")
+        assert list(base) == ["node2"]
+        port = published(config, "server-poll", STATS_PORT)
+        ids = cluster.start_tool("client", 1, ["--repeat", "5000", "--quiet", "--timeout", "1"])
+        cluster.until_counted("server-poll", port, "node2", base["node2"] + 100)
+        cluster.stop_node("node2")
+        (task,) = cluster.wait_ended(ids, TOOL_S)  # nothing hangs: every failure comes back
+        sent, echoed, mismatched, failed = summary(task)
+        assert 0 < echoed < sent and failed > 0 and sent == echoed + mismatched + failed == 5000
+        allowed = re.compile(r"Starting client\.\.\.|Connection \d+ failed: [^\n]+|Summary: .+")
+        odd = [line for line in task.logs.splitlines() if not allowed.fullmatch(line)]
+        assert not odd, odd[:5]
+        cluster.start_node("node2")
+        assert list(counted(cluster, config, "server-poll")) == ["node2"]
+        (again,) = cluster.run_tool("client", 1, ["--repeat", "20", "--quiet"], TOOL_S)
+        assert summary(again) == (20, 20, 0, 0)
+    finally:
+        cluster.unpin("client", "node3")
+        cluster.unpin("server-poll", "node2")
+        cluster.set_roles("node2", [LOAD_LABEL])
