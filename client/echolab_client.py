@@ -72,19 +72,37 @@ def emit(stream: TextIO, line: str) -> None:
     stream.flush()
 
 
-def connect(host: str, port: int, timeout: float) -> socket.socket:
-    """Open the connection, turning resolver errors and timeouts into clear reasons."""
+def connect(host: str, port: int, timeout: float, turn: int = 0) -> socket.socket:
+    """Open the connection, turning resolver errors and timeouts into clear reasons.
+
+    A name with several addresses (a swarm service's replicas, `endpoint_mode: dnsrr`) is
+    served in turns: connection `turn` tries address `turn` modulo their number first, then the
+    others, as `socket.create_connection` does from the first. Resolvers sort the answers (RFC
+    6724), so always starting from the first would send every connection to one replica.
+    """
     try:
-        return socket.create_connection((host, port), timeout=timeout)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise EchoError(f"cannot resolve host {host!r}: {exc.strerror}") from None
-    except TimeoutError:
-        raise EchoError(f"connect to {host}:{port} timed out after {timeout:g}s") from None
+    start = turn % len(infos)
+    failure: OSError | None = None
+    for family, kind, proto, _, address in infos[start:] + infos[:start]:
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failure = exc
+    if isinstance(failure, TimeoutError):
+        raise EchoError(f"connect to {host}:{port} timed out after {timeout:g}s")
+    raise failure  # type: ignore[misc]  (getaddrinfo never answers with no address)
 
 
-def echo_once(host: str, port: int, message: bytes, timeout: float) -> bytes:
+def echo_once(host: str, port: int, message: bytes, timeout: float, turn: int = 0) -> bytes:
     """One tutorial-style exchange; reads until len(message) bytes arrive, as TCP may split them."""
-    with connect(host, port, timeout) as sock:
+    with connect(host, port, timeout, turn) as sock:
         sock.sendall(message)
         received = bytearray()
         while len(received) < len(message):
@@ -143,7 +161,7 @@ def run(
         for number in range(1, repeat + 1):
             summary.sent += 1
             try:
-                data = echo_once(host, port, message, timeout)
+                data = echo_once(host, port, message, timeout, number)
             except (OSError, EchoError) as exc:
                 summary.failed += 1
                 emit(err, f"Connection {number} failed: {exc}")

@@ -107,9 +107,12 @@ class Engine:
         except OSError as exc:  # name resolution: fails for every connection alike
             self.fail(exc, count=self.count)
             return 0
-        address = infos[0][4]
+        # A name with several addresses (a swarm service's replicas under dnsrr) gets the
+        # connections in turns; resolvers sort the answers, so the first alone would take all.
+        addresses = list(dict.fromkeys(info[4] for info in infos))
         pending = {}
         for ident in range(self.first, self.first + self.count):
+            address = addresses[ident % len(addresses)]
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

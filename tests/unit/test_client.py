@@ -449,3 +449,25 @@ def test_a_bad_wait_in_the_environment_is_a_usage_error() -> None:
     result = run_cli("--repeat", "1", env={"ECHOLAB_WAIT": "soon"})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--wait" in result.stderr
+
+
+def test_a_name_with_several_addresses_gets_the_connections_in_turns(
+    servers: Servers, monkeypatch
+) -> None:
+    """A swarm service under dnsrr resolves to every replica; the resolver's sorted answer must
+    not send every connection to the first."""
+    served: list[int] = []
+
+    def counting(index: int) -> Behaviour:
+        def behave(conn: socket.socket) -> None:
+            served.append(index)
+            echo(conn)
+
+        return behave
+
+    ports = [servers.start(counting(0)), servers.start(counting(1))]
+    replicas = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)) for port in ports]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: replicas)
+    summary = client.run("replicas", 0, MESSAGE, repeat=6, out=io.StringIO())
+    assert summary.echoed == 6
+    assert sorted(served) == [0, 0, 0, 1, 1, 1]
