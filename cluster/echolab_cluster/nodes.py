@@ -268,6 +268,12 @@ class Cluster:
         )
         servers = [name for name, spec in config["services"].items() if not spec.get("profiles")]
         log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for {len(servers)} servers")
+
+        def all_running():
+            counts = self.all_replicas()
+            return all(counts.get(name) == (1, 1) for name in servers)
+
+        until("every server running", all_running, SERVICE_DEADLINE_S)
         for name in servers:
             self.wait_serving(config, name)
 
@@ -284,20 +290,20 @@ class Cluster:
 
     def replicas(self, name):
         """(running, wanted) replicas of a stack service."""
-        out = self.manager(
-            "service",
-            "ls",
-            "--filter",
-            f"name={self.service(name)}",
-            "--format",
-            "{{.Name}} {{.Replicas}}",
-        )
+        counts = self.all_replicas()
+        if name not in counts:
+            raise ClusterError(f"no service {self.service(name)} in the swarm")
+        return counts[name]
+
+    def all_replicas(self):
+        """{service: (running, wanted)} of the stack, from one ``docker service ls``."""
+        out = self.manager("service", "ls", "--format", "{{.Name}} {{.Replicas}}")
+        counts = {}
         for line in out.stdout.splitlines():
-            svc, counts = line.split()[:2]
-            if svc == self.service(name):
-                running, wanted = counts.split("/")
-                return int(running), int(wanted)
-        raise ClusterError(f"no service {self.service(name)} in the swarm")
+            svc, replicas = line.split()[:2]
+            running, wanted = replicas.split("/")
+            counts[svc.removeprefix(f"{stack.STACK}_")] = (int(running), int(wanted))
+        return counts
 
     def wait_running(self, name, seconds=SERVICE_DEADLINE_S):
         until(
