@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from echolab_loadgen.__main__ import main
+from echolab_loadgen.bench import build_parser as bench_parser
 from echolab_loadgen.engine import MAX_SIZE
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
 
@@ -322,6 +323,22 @@ def test_sizes_and_seconds_out_of_reach_are_one_line_in_a_real_process(argv, com
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"loadgen: error: argument {complaint}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--duration", "nan"], "--duration: not a finite number: 'nan'"),
+        (["--work-delay", "inf"], "--work-delay: not a finite number: 'inf'"),
+        (["--work-delay", "2"], "--work-delay: must be at most 1"),
+    ],
+)
+def test_the_bench_takes_the_same_checked_numbers(capsys, argv, complaint):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith(f"bench: error: argument {complaint}") and err.count("\n") == 1
 
 
 def test_help_states_the_size_limit(capsys):
