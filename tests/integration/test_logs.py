@@ -30,7 +30,17 @@ def unbounded(log_config: dict) -> str | None:
 def declared() -> dict[str, dict]:
     """Each service's logging as compose.yaml declares it, tools included."""
     config = subprocess.run(
-        ["docker", "compose", "--profile", "tools", "config", "--format", "json"],
+        [
+            "docker",
+            "compose",
+            "-f",
+            "compose.yaml",
+            "--profile",
+            "tools",
+            "config",
+            "--format",
+            "json",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
