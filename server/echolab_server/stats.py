@@ -197,11 +197,11 @@ class StatsEndpoint:
                     due.append(next(iter(self._open.values())).deadline)
                 due = [when for when in due if when is not None]
                 timeout = max(0.0, min(due) - now) if due else None
-                for key, events in self._selector.select(timeout):
+                for key, _ in self._selector.select(timeout):
                     if key.fileobj is self._listener:
                         self._accept()
                     elif key.data is not None:  # not the wake-up socket: a stats connection
-                        self._serve(key.data, events)
+                        self._serve(key.data)
         finally:
             for conn in list(self._open.values()):
                 self._drop(conn)
@@ -236,27 +236,29 @@ class StatsEndpoint:
         if len(self._open) > self._max_open:
             # Past the bound: one look at what it sent (deferred accept means a healthcheck's
             # whole request is there), answered at once if that is a whole request, else closed.
-            self._serve(conn, selectors.EVENT_READ)
+            self._serve(conn)
             if sock in self._open:
-                self._drop(conn, reset=True)
                 message = f"closed {{count}} connection{{s}} at once: {self._max_open} open"
                 self._problems.note("full", message, time.monotonic())
+                self._drop(conn, reset=True)
 
     def _expire(self, now: float) -> None:
         while self._open:
             conn = next(iter(self._open.values()))
             if conn.deadline > now:
                 return
-            self._drop(conn, reset=True)
             message = f"closed {{count}} connection{{s}} not done within {self._deadline:g} s"
             self._problems.note("slow", message, now)
+            self._drop(conn, reset=True)
 
-    def _serve(self, conn: _Connection, events: int) -> None:
+    def _serve(self, conn: _Connection) -> None:
+        """Read more of the head or send more of the answer, by the connection's own phase
+        (the selector may report both events at once, on an error, say)."""
         try:
-            if events & selectors.EVENT_READ:
-                self._read(conn)
-            else:
+            if conn.answer:
                 self._send(conn)
+            else:
+                self._read(conn)
         except BlockingIOError:  # nothing to read after all (a newcomer past the bound, say)
             pass
         except OSError:  # reset or gone: the client's own business, nothing to log
