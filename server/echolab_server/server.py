@@ -106,7 +106,7 @@ class EchoServer(ABC):
         self.stats = None
         if settings.stats_port is not None:
             self.stats = StatsEndpoint(
-                settings.host, settings.stats_port, self.snapshot, self.ready
+                settings.host, settings.stats_port, self.snapshot, self.ready, self.log
             )
         self._started = time.monotonic()
 
