@@ -24,6 +24,7 @@ DEFAULT_HOST = "server-poll"
 DEFAULT_PORT = 12345
 DEFAULT_MESSAGE = "Hello, world"
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 7 * 24 * 3600  # a week
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -198,8 +199,8 @@ _port = _whole_number(1, 65535, "an integer from 1 to 65535")  # a port a client
 _positive_int = _whole_number(1, sys.maxsize, "a positive integer")  # a repeat count
 
 
-def _seconds(low_word: str, allowed):
-    """argparse type: a finite number of seconds that ``allowed`` accepts."""
+def _seconds(words: str, allowed):
+    """argparse type: a finite number of seconds that ``allowed`` accepts (``words`` say which)."""
 
     def convert(text: str) -> float:
         try:
@@ -207,17 +208,16 @@ def _seconds(low_word: str, allowed):
         except ValueError:
             value = math.nan
         if not (math.isfinite(value) and allowed(value)):
-            raise argparse.ArgumentTypeError(
-                f"must be a number of seconds {low_word}, got {text!r}"
-            )
+            raise argparse.ArgumentTypeError(f"must be a number of seconds {words}, got {text!r}")
         return value
 
     return convert
 
 
 # A timeout of zero would make the socket non-blocking; a wait of zero means "do not wait".
-_positive_seconds = _seconds("above 0", lambda v: v > 0)
-_wait_seconds = _seconds("from 0", lambda v: v >= 0)
+# Both are capped at MAX_TIMEOUT: socket timeouts overflow a little past 24 days, with a traceback.
+_positive_seconds = _seconds(f"above 0 and at most {MAX_TIMEOUT}", lambda v: 0 < v <= MAX_TIMEOUT)
+_wait_seconds = _seconds(f"from 0 to {MAX_TIMEOUT}", lambda v: 0 <= v <= MAX_TIMEOUT)
 
 
 def _non_empty(text: str) -> str:

@@ -45,6 +45,7 @@ KEPT = (
     "command",
     "entrypoint",
     "environment",
+    "logging",
     "init",
     "read_only",
     "cap_drop",
