@@ -6,7 +6,7 @@ touched. Every container, network and volume of a cluster carries the label
 ``echolab.cluster=<name>`` and the prefix ``echolab-cluster-<name>-``, so ``down`` removes exactly
 its own, even beside other clusters on the same engine.
 
-Nothing here sleeps to wait: each wait polls the real condition against a deadline.
+No wait here is a fixed sleep: each one polls the real condition against a deadline.
 """
 
 import json
@@ -214,17 +214,14 @@ class Cluster:
 
     def set_roles(self, node, roles):
         """Label ``node`` for servers, load or both (``stack.SERVER_LABEL``, ``LOAD_LABEL``)."""
-        flags = []
-        for label in (stack.SERVER_LABEL, stack.LOAD_LABEL):
-            flags += ["--label-add", f"{label}=1"] if label in roles else ["--label-rm", label]
         current = self.manager("node", "inspect", "-f", "{{json .Spec.Labels}}", node).stdout
         labels = json.loads(current) or {}
-        flags = [
-            flag
-            for pair in zip(flags[::2], flags[1::2], strict=True)
-            if pair[0] == "--label-add" or pair[1] in labels
-            for flag in pair
-        ]
+        flags = []
+        for label in (stack.SERVER_LABEL, stack.LOAD_LABEL):
+            if label in roles:
+                flags += ["--label-add", f"{label}=1"]
+            elif label in labels:
+                flags += ["--label-rm", label]
         self.manager("node", "update", *flags, node)
 
     def load_images(self, log):
@@ -306,11 +303,13 @@ class Cluster:
         return counts
 
     def wait_running(self, name, seconds=SERVICE_DEADLINE_S):
-        until(
-            f"service {name} running",
-            lambda: (lambda r, w: r == w and w > 0)(*self.replicas(name)),
-            seconds,
-        )
+        """Wait until every wanted replica of ``name`` runs (and at least one is wanted)."""
+
+        def all_running():
+            running, wanted = self.replicas(name)
+            return running == wanted > 0
+
+        until(f"service {name} running", all_running, seconds)
 
     def scale(self, name, count, seconds=SERVICE_DEADLINE_S):
         self.manager("service", "scale", "--detach", f"{self.service(name)}={count}")
@@ -342,11 +341,12 @@ class Cluster:
             shlex.join(args),
             svc,
         )
-        return until(
-            f"{count} new {name} task(s)",
-            lambda: (lambda new: new if len(new) >= count else None)(self.task_ids(name) - before),
-            60,
-        )
+
+        def new_tasks():
+            new = self.task_ids(name) - before
+            return new if len(new) >= count else None
+
+        return until(f"{count} new {name} task(s)", new_tasks, 60)
 
     def wait_ended(self, ids, seconds):
         return until("tasks ending", lambda: self.ended(ids), seconds)
