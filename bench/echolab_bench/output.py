@@ -137,6 +137,25 @@ def ratios(results):
             cost, c_cost = mine["server_us_per_msg"], theirs["server_us_per_msg"]
             parts.append(f"{cost / c_cost:.2f}x" if cost and c_cost else "-")
         out.append(f"| {name} | " + " | ".join(parts) + " |")
+    out.append("")
+    for load in ((10, 64), (100, 64)):
+        theirs = base.get(load)
+        mine = {
+            name: cells[name][load]
+            for name, row in rows.items()
+            if row["kind"] == "variant" and load in cells[name]
+        }
+        if not mine or theirs is None:
+            continue
+        best = max(mine, key=lambda name: mine[name]["median"])
+        cell = mine[best]
+        cost, c_cost = cell["server_us_per_msg"], theirs["server_us_per_msg"]
+        out.append(
+            f"At {load[0]} connections the fastest Python variant, {best}, echoed "
+            f"{cell['median']:,.0f} msgs/s, {cell['median'] / theirs['median']:.0%} of C's "
+            f"{theirs['median']:,.0f} (bound: {cell['bound']} vs {theirs['bound']})"
+            + (f", at {cost / c_cost:.2f}x C's server CPU per message." if cost and c_cost else ".")
+        )
     return [*out, ""]
 
 
