@@ -24,6 +24,7 @@ from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rou
 from .output import refresh_readme, render_chart, render_tables
 
 PROJECT = "echolab-bench"
+BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
 README = REPO / "bench" / "README.md"
 
 
@@ -158,6 +159,11 @@ def report_cell(name, load, cell):
 def bench(args, plan, started):
     pinning = (None, None) if args.no_pin else (args.server_cpus, args.loadgen_cpus)
     load_at_start = machine.load_average()
+    if load_at_start[0] > BUSY_LOAD:
+        say(
+            f"warning: load average {load_at_start[0]:.1f} at the start: something else is "
+            "running, so these figures will not be clean (the results' header says so too)"
+        )
     results = {
         "started": started.isoformat(timespec="seconds"),
         "plan": {
@@ -212,6 +218,7 @@ def bench(args, plan, started):
                 say(f"idle connections: {target.name}")
                 rows[target.name]["idle"] = idle_costs(stack, plan, target)
     results["rows"] = rows
+    results["machine"]["load_average_at_end"] = machine.load_average()
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     return results
 

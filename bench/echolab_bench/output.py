@@ -28,12 +28,16 @@ def row_label(name, row):
 def header(results):
     """Where it ran and how, in a few lines."""
     m, plan = results["machine"], results["plan"]
-    load = ", ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+    start, end = (
+        ", ".join(f"{x:.2f}" for x in m[key])
+        for key in ("load_average_at_start", "load_average_at_end")
+    )
     return [
         f"Measured {results['started']} to {results['finished']}.",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Docker {m['docker']} "
-        f"({m['storage_driver']}); load average at the start {load}",
+        f"({m['storage_driver']}); load average (1, 5, 15 min) {start} at the start, {end} at "
+        "the end",
         f"- images: {m['base_image']}; server Python {m['server_python']}, uvloop {m['uvloop']}; "
         f"loadgen Python {m['loadgen_python']}, ddsketch {m['ddsketch']}",
         f"- pinning: servers on CPUs {m['server_cpus']}, loadgen on CPUs {m['loadgen_cpus']}",

@@ -28,6 +28,7 @@ MACHINE_KEYS = {
     "server_cpus",
     "loadgen_cpus",
     "load_average_at_start",
+    "load_average_at_end",
 }
 
 
@@ -72,7 +73,7 @@ def test_a_tiny_bench_writes_json_tables_and_chart(tmp_path):
 
     tables = results.with_suffix(".md").read_text()
     assert "| protocol | " in tables and "memory, 100 idle" in tables
-    assert "bound: S = server-bound" in tables and "load average at the start" in tables
+    assert "bound: S = server-bound" in tables and "at the start" in tables
     assert results.with_suffix(".png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     svg = results.with_suffix(".svg").read_text()
     assert "<svg" in svg and "protocol" in svg

@@ -61,6 +61,7 @@ def fake_results(names):
             "server_cpus": "0",
             "loadgen_cpus": "1",
             "load_average_at_start": [0.1, 0.2, 0.3],
+            "load_average_at_end": [0.9, 0.5, 0.4],
         },
         "rows": rows,
     }

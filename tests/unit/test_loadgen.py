@@ -220,6 +220,16 @@ def test_procs_split_the_connections_and_merge_the_results(serve, capsys):
     assert result["procs"] == 2 and result["served"] == 4
 
 
+def test_cgroup_cpu_only_when_asked(serve, capsys):
+    """The bench asks for its container's CPU; by hand it is off (on a host it would be the
+    whole machine's root cgroup)."""
+    args = [*serve(), "--connections", "2", "--messages", "200", "--procs", "2"]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0 and "cgroup_cpu_s" not in result
+    code, result, _ = run_json(capsys, [*args, "--cgroup-cpu"])
+    assert code == 0 and result["cgroup_cpu_s"] > 0
+
+
 def test_open_loop_counts_latency_from_when_a_message_was_due(serve, capsys):
     """The server holds its first echo 0.3 s; at 100 msgs/s, 30 more messages fall due meanwhile.
 

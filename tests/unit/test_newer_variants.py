@@ -59,8 +59,8 @@ def test_protocol_falls_back_to_asyncios_loop_without_uvloop(monkeypatch) -> Non
     assert module.startswith("asyncio") and named == "asyncio"
 
 
-def test_protocol_reads_at_most_recv_size_bytes_at_a_time() -> None:
-    """Each read is one counted message of at most --recv-size bytes, as in every variant."""
+def test_protocol_counts_pieces_of_at_most_recv_size_bytes() -> None:
+    """A counted message is at most --recv-size bytes, as in every variant."""
     message = bytes(range(64))
 
     def drive(server):

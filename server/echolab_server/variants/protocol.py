@@ -4,10 +4,10 @@ The streams variants (asyncio, uvloop) read like the tutorial's handle_client(),
 it on every message: ``await reader.read()`` resumes a coroutine, copies the bytes out of a
 StreamReader's buffer, and ``await writer.drain()`` resumes it again. Under the streams sits
 asyncio's lower layer: a transport that calls its protocol's methods when something happens.
-This variant is that layer alone. The loop calls ``get_buffer()`` and ``buffer_updated(n)``
-when bytes arrive (read straight into the connection's own buffer, ``--recv-size`` bytes at
-most, as every variant's ``recv``), the handler counts them and hands them to
-``transport.write()``: no coroutine, no future, no stream object per message.
+This variant is that layer alone. The loop reads what has arrived and calls
+``data_received(data)``, which counts it (in pieces of at most ``--recv-size`` bytes, the unit
+the streams variants count with ``reader.read(recv_size)``) and hands it to
+``transport.write()`` whole: no coroutine, no future, no stream object per message.
 
 What it costs the reader: the handler is no longer one loop from read to close but four
 callbacks (bytes in, writing paused, writing resumed, connection lost), and the state that
@@ -17,8 +17,9 @@ reading from that client (``pause_reading``) until the client has taken its echo
 (``resume_writing()``, then ``resume_reading``).
 
 It runs on uvloop's loop where uvloop is installed (the image has it), on asyncio's own
-otherwise; ``/stats`` says which (``event_loop``). Accepting, limits, stop and the loop's set-up are the coroutine
-family's (``coroutines.CoroutineServer``): only what happens to an admitted socket differs.
+otherwise; ``/stats`` says which (``event_loop``). Accepting, limits, stop and the loop's
+set-up are the coroutine family's (``coroutines.CoroutineServer``): only what happens to an
+admitted socket differs.
 """
 
 import asyncio
@@ -33,14 +34,14 @@ except ImportError:
     uvloop = None
 
 
-class EchoProtocol(asyncio.BufferedProtocol):
+class EchoProtocol(asyncio.Protocol):
     """One connection: echo what arrives, count it, hold reading while the echo waits."""
 
     def __init__(self, server: "ProtocolServer", conn: socket.socket, addr: tuple) -> None:
         self.server = server
         self.conn = conn
         self.addr = addr
-        self.buffer = memoryview(bytearray(server.settings.recv_size))
+        self.recv_size = server.settings.recv_size
         self.transport: asyncio.Transport | None = None
         self.released = False
 
@@ -49,14 +50,12 @@ class EchoProtocol(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=self.server.settings.output_cap)
         self.server.connections.add(self)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        data = self.buffer[:nbytes].tobytes()
-        self.server.received(data)
+    def data_received(self, data: bytes) -> None:
+        size = self.recv_size
+        for start in range(0, len(data), size):  # one piece (the same object) for a short message
+            self.server.received(data[start : start + size])
         self.transport.write(data)
-        self.server.traffic.sent(nbytes)
+        self.server.traffic.sent(len(data))
 
     def eof_received(self) -> None:
         """The client half-closed: returning None closes, after the echo still buffered."""
