@@ -234,6 +234,11 @@ def render_chart(results, stem):
         axis.grid(True, which="both", alpha=0.3)
     p99.set_yscale("log")
     tput.set_ylim(bottom=0)
+    m = results["machine"]
+    fig.suptitle(
+        f"echolab bench {results['started']}: servers on CPUs {m['server_cpus']}, loadgen on "
+        f"CPUs {m['loadgen_cpus']}, {results['plan']['rounds']} rounds"
+    )
     fig.legend(loc="outside right upper", fontsize=9, title="hollow: client-bound")
     fig.savefig(f"{stem}.png", dpi=110)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
