@@ -200,7 +200,7 @@ class Stack:
     def start_loadgen(self):
         """One long-lived loadgen container; each run is a ``docker exec`` into it (fast)."""
         self.compose(
-            *("--profile", "tools", "run", "-d", "--name", self.loadgen_container),
+            *("--profile", "tools", "run", "-d", "--no-deps", "--name", self.loadgen_container),
             *("--entrypoint", "sleep", "loadgen", "10800"),
         )
         networks = run(
