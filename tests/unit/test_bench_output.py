@@ -1,6 +1,7 @@
 """The bench's arithmetic and outputs, without Docker: bounds, spread, tables, chart, README."""
 
-from echolab_bench.measure import LOADS, bound, summarize
+from echolab_bench import measure
+from echolab_bench.measure import LOADS, Plan, Target, bound, rounds, summarize
 from echolab_bench.output import (
     README_BEGIN,
     README_END,
@@ -73,6 +74,26 @@ def test_bound_names_what_was_saturated() -> None:
     assert bound(0.92, 0.91) == "both"
     assert bound(0.5, 0.7) == "elsewhere"
     assert bound(None, 0.5) == "elsewhere"
+
+
+def test_rounds_interleave_every_row_and_rotate_who_goes_first(monkeypatch) -> None:
+    """Drift on a shared machine must land on every row alike: each round runs every row once,
+    starting one row further along; warm-ups come first and are not in the cells."""
+    order = []
+
+    def fake_measure(stack, plan, target, load, duration):
+        order.append((target.name, load, duration))
+        return fake_run(1000)
+
+    monkeypatch.setattr(measure, "measure", fake_measure)
+    plan = Plan(("a", "b", "c"), (), None, LOADS[:1], 2.0, 4, 0.5, 1, 0.0, (), 0)
+    targets = [Target(n, "variant", n, 1, 0, None, 1) for n in "abc"]
+    cells = rounds(None, plan, targets, lambda *cell: None)
+    load = LOADS[0]
+    assert order[:3] == [(n, load, 0.5) for n in "abc"]
+    assert [name for name, _, _ in order[3:]] == list("abcbcacababc")
+    assert all(duration == 2.0 for _, _, duration in order[3:])
+    assert {name: len(c[0]["runs"]) for name, c in cells.items()} == {"a": 4, "b": 4, "c": 4}
 
 
 def test_a_cell_is_the_median_with_its_range_spread_and_the_median_runs_bound() -> None:
