@@ -25,7 +25,7 @@ from .output import refresh_readme, render_chart, render_tables
 
 PROJECT = "echolab-bench"
 BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
-README = REPO / "bench" / "README.md"
+README = REPO / "README.md"  # its Benchmarks section holds the generated block
 
 
 def parse_extra(text):
@@ -111,7 +111,7 @@ def build_parser():
         "--readme",
         type=Path,
         metavar="RESULT.json",
-        help="only rewrite bench/README.md's generated block from a result file, then stop",
+        help="only rewrite README.md's generated results block from a result file, then stop",
     )
     return p
 

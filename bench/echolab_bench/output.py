@@ -254,7 +254,7 @@ def readme_block(results, name):
             "",
             render_tables(results).rstrip("\n"),
             "",
-            f"![throughput with min-max and p99 against connections](results/{name}.svg)",
+            f"![throughput with min-max and p99 against connections](bench/results/{name}.svg)",
             README_END,
         ]
     )
