@@ -143,6 +143,10 @@ def make_plan(args):
     )
 
 
+def minutes_or_seconds(seconds):
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def say(text):
     print(f"bench: {text}", flush=True)
 
@@ -180,13 +184,14 @@ def bench(args, plan, started):
     say(
         f"{len(plan.variants)} variants + {plan.rows() - len(plan.variants)} other servers, "
         f"{len(plan.loads)} loads x {plan.rounds} rounds x {plan.duration:g} s: about "
-        f"{plan.estimate_s() / 60:.0f} min after the image build"
+        f"{minutes_or_seconds(plan.estimate_s())} after the image build"
     )
     with (
         Stack(args.project, plan.work_delay, *pinning) as stack,
         tempfile.TemporaryDirectory(prefix="echolab-bench-") as workdir,
     ):
-        missing = [v for v in plan.variants if f"server-{v}" not in stack.services()]
+        services = stack.services()
+        missing = [v for v in plan.variants if f"server-{v}" not in services]
         if missing:
             raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
         server_cores = cores(pinning[0])

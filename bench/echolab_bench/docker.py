@@ -169,7 +169,13 @@ class Stack:
         self.override = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="echolab-bench-")
         lines = ["services:"]
         for service in self.services():
-            lines += [f"  {service}:", "    ports: !reset []"]
+            # No healthcheck: its probe runs inside the server's container, so its CPU would
+            # count as the server's; wait_echo() tells when a server serves instead.
+            lines += [
+                f"  {service}:",
+                "    ports: !reset []",
+                "    healthcheck: !override {disable: true}",
+            ]
             if self.server_cpus:
                 lines.append(f'    cpuset: "{self.server_cpus}"')
         if self.loadgen_cpus:
@@ -216,9 +222,22 @@ class Stack:
 
     def start_servers(self, variants):
         """Every variant's server at once (idle ones cost nothing), so runs can interleave."""
-        services = [f"server-{v}" for v in variants]
-        self.compose("up", "-d", "--wait", *services, timeout=300)
+        self.compose("up", "-d", *(f"server-{v}" for v in variants), timeout=300)
+        for v in variants:
+            self.wait_echo(f"server-{v}", 12345)
         return {v: self.compose("ps", "-q", f"server-{v}").strip() for v in variants}
+
+    def wait_echo(self, host, port, deadline=60.0):
+        """Return once ``host:port`` echoes a byte back (from the loadgen container)."""
+        probe = [*self.loadgen, "--target", host, "--port", str(port), "--idle", "1"]
+        end = time.monotonic() + deadline
+        while True:
+            out = run([*probe, "--timeout", "2", "--json"], check=False).strip().splitlines()
+            if out and json.loads(out[-1]).get("idle_open") == 1:
+                return
+            if time.monotonic() > end:
+                raise BenchError(f"{host}:{port} did not echo within {deadline:.0f} s of its start")
+            time.sleep(0.2)
 
     def attach(self, host):
         """A bring-your-own server's container joins the bench network; None if not a container.
@@ -230,12 +249,6 @@ class Stack:
         if succeeds(["docker", "network", "connect", self.network, host]):
             self.connected.append(host)
         return host
-
-    @staticmethod
-    def logs(container):
-        """What a container wrote, stdout and stderr (echo_srv writes to stderr)."""
-        done = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
-        return done.stdout + done.stderr
 
     def cpuset_of(self, container):
         query = ["docker", "inspect", "--format", "{{.HostConfig.CpusetCpus}}", container]
@@ -259,9 +272,5 @@ class Stack:
                 str(YARDSTICK_PORT),
             ]
         )
-        deadline = time.monotonic() + 30
-        while "listening on" not in self.logs(self.yardstick_container):
-            if time.monotonic() > deadline:
-                raise BenchError("the yardstick server did not start listening within 30 s")
-            time.sleep(0.1)
+        self.wait_echo(self.yardstick_container, YARDSTICK_PORT)
         return self.yardstick_container
