@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from echolab_loadgen.cli import Parser, positive
+from echolab_loadgen.cli import Parser, number, positive, seconds
 from echolab_server.variants import VARIANTS
 
 from . import machine
@@ -59,7 +59,7 @@ def build_parser():
     server_cpus, loadgen_cpus = default_pinning(os.cpu_count() or 1)
     p = Parser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", help="comma-separated variant names (default: every variant)")
-    p.add_argument("--duration", type=positive(float), help="seconds per measured run (default 2)")
+    p.add_argument("--duration", type=seconds, help="seconds per measured run (default 2)")
     p.add_argument("--rounds", type=positive(int), help="interleaved runs per cell (default 5)")
     p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes (default 1)")
     p.add_argument(
@@ -95,7 +95,7 @@ def build_parser():
     p.add_argument("--no-pin", action="store_true", help="no CPU sets: every container anywhere")
     p.add_argument(
         "--work-delay",
-        type=float,
+        type=number(float, least=0, most=1),
         default=0.0,
         help="the servers' simulated work per message, seconds (default 0: off)",
     )
@@ -121,8 +121,6 @@ def make_plan(args):
     unknown = [v for v in wanted if v not in VARIANTS]
     if unknown:
         raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    if not 0 <= args.work_delay <= 1:
-        raise BenchError("--work-delay must be from 0 to 1 seconds")
     if not args.no_pin and args.server_cpus and args.loadgen_cpus:
         shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
         if shared:
@@ -143,8 +141,8 @@ def make_plan(args):
     )
 
 
-def minutes_or_seconds(seconds):
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+def minutes_or_seconds(duration):
+    return f"{duration:.0f} s" if duration < 120 else f"{duration / 60:.0f} min"
 
 
 def say(text):

@@ -1,6 +1,8 @@
-"""The bench's arithmetic and outputs, without Docker: bounds, spread, tables, chart, README."""
+"""The bench without Docker: its command line, bounds, spread, rounds, tables, chart, README."""
 
+import pytest
 from echolab_bench import measure
+from echolab_bench.cli import build_parser as bench_parser
 from echolab_bench.measure import LOADS, Plan, Target, bound, rounds, summarize
 from echolab_bench.output import (
     README_BEGIN,
@@ -134,3 +136,19 @@ def test_the_readme_block_is_replaced_and_the_rest_kept(tmp_path) -> None:
     assert "old table" not in text and "| poll | " in text and "20261126T000000Z.svg" in text
     readme.write_text("no block here\n")
     assert not refresh_readme(readme, fake_results(["poll"]), "x")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--duration", "nan"], "--duration: not a finite number: 'nan'"),
+        (["--work-delay", "inf"], "--work-delay: not a finite number: 'inf'"),
+        (["--work-delay", "2"], "--work-delay: must be at most 1"),
+    ],
+)
+def test_the_bench_takes_loadgens_checked_numbers(capsys, argv, complaint):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith(f"bench: error: argument {complaint}") and err.count("\n") == 1
