@@ -7,7 +7,7 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
-LINTED := server client loadgen tests
+LINTED := server client loadgen tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
