@@ -81,6 +81,8 @@ class CoroutineServer(EchoServer):
 
     def unsent_bytes(self) -> int:
         """Also what the transports hold, read on the loop's thread (from any other)."""
+        if self._loop is None:  # not serving yet: no transport
+            return super().unsent_bytes()
         held: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._loop.call_soon_threadsafe(
             lambda: held.set_result(sum(t.get_write_buffer_size() for t in self._transports))

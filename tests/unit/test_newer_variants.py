@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from echolab_server.__main__ import main
 from echolab_server.log import Log
 from echolab_server.server import ServerFailed
 from echolab_server.settings import Settings
@@ -130,3 +131,23 @@ def test_prefork_start_failure_says_so_and_closes_the_listener_and_stats(
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.stats.port), timeout=DEADLINE).close()
     assert all(worker.exitcode is not None for worker in server.workers)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_prefork_start_failure_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not 'cannot listen on ...': the workers are what failed, and the line says so."""
+    monkeypatch.setattr(prefork, "_START_DEADLINE", 0.0)
+    ports = ["--port", str(_free_port()), "--stats-port", str(_free_port())]
+    code = main(["--variant", "prefork", "--host", "127.0.0.1", *ports, "--processes", "2"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("echolab_server: prefork: only ")
+    assert "Starting server" not in out and "Final totals" not in out
