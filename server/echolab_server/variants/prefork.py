@@ -186,20 +186,26 @@ class PreforkServer(_CountingShared, EchoServer):
         return _reuse_port_socket(self.settings.host, self.settings.port)
 
     def start(self) -> None:
-        """Start every worker and wait until each is listening."""
+        """Start every worker, and return once one is listening: the server serves from then
+        on, and the others join as they come up (on a loaded machine, starting interpreters
+        takes a while). One that dies before it listens is a death like any other, but if
+        none is listening by the deadline, or one dies first, the server cannot start."""
         listening = _SPAWN.Semaphore(0)
         for slot in range(len(self.workers)):
             self._start_worker(slot, listening)
         deadline = time.monotonic() + _START_DEADLINE
-        for started in range(len(self.workers)):
-            while not listening.acquire(timeout=0.05):
-                dead = [w for w in self.workers if w.exitcode is not None]
-                if dead or time.monotonic() > deadline:
-                    why = _ending(dead[0]) if dead else f"none more within {_START_DEADLINE:.0f} s"
-                    raise ServerFailed(
-                        f"prefork: only {started} of {len(self.workers)} workers started "
-                        f"listening on port {self.port} ({why})"
-                    )
+        while not listening.acquire(timeout=0.05):
+            dead = [worker for worker in self.workers if worker.exitcode is not None]
+            if dead:
+                raise ServerFailed(
+                    f"prefork: worker {dead[0].pid} {_ending(dead[0])} before it listened on "
+                    f"port {self.port}"
+                )
+            if time.monotonic() > deadline:
+                raise ServerFailed(
+                    f"prefork: none of the {len(self.workers)} workers was listening on port "
+                    f"{self.port} within {_START_DEADLINE:.0f} s"
+                )
 
     def _start_worker(self, slot: int, listening=None) -> None:
         worker = _SPAWN.Process(
