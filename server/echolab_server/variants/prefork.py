@@ -47,7 +47,7 @@ from ..server import EchoServer, ServerFailed, ShutdownRequested, stop_on_signal
 from ..settings import Settings
 
 _SPAWN = multiprocessing.get_context("spawn")
-_START_DEADLINE = 30.0  # seconds for every worker to be listening
+_START_DEADLINE = 60.0  # seconds for every worker to be listening (interpreters start slowly)
 _STOP_DEADLINE = 2.0  # seconds for the workers to stop before they are killed
 _DEATHS_ALLOWED = 5  # worker deaths replaced within _DEATH_WINDOW_S; one more stops the server
 _DEATH_WINDOW_S = 60.0
@@ -140,8 +140,7 @@ def _work(settings: Settings, shared: SharedCounts, slot: int, log_pipe: Connect
     log = RelayedLog(log_pipe, shared.lock, quiet=settings.quiet)
     worker = PreforkWorker(settings, log, shared, slot)
     with stop_on_signals(worker.stop):
-        if listening is not None:
-            listening.release()
+        listening.release()
         try:
             worker.serve()
         except ShutdownRequested:
@@ -171,6 +170,9 @@ class PreforkServer(_CountingShared, EchoServer):
         super().__init__(settings, log)
         self._log_in, self._log_out = _SPAWN.Pipe(duplex=False)
         self._wake_in, self._wake_out = socket.socketpair()
+        # Each worker releases it once listening (start() waits for all). Kept for the server's
+        # life: a semaphore's name goes with the object, and a worker starts by opening it.
+        self._listening = _SPAWN.Semaphore(0)
         # The workers listen on the port the parent has bound (and reserved: it never listens).
         self._worker_settings = dataclasses.replace(settings, port=self.port, stats_port=None)
         self.workers: list[multiprocessing.Process | None] = [None] * len(
@@ -186,31 +188,25 @@ class PreforkServer(_CountingShared, EchoServer):
         return _reuse_port_socket(self.settings.host, self.settings.port)
 
     def start(self) -> None:
-        """Start every worker, and return once one is listening: the server serves from then
-        on, and the others join as they come up (on a loaded machine, starting interpreters
-        takes a while). One that dies before it listens is a death like any other, but if
-        none is listening by the deadline, or one dies first, the server cannot start."""
-        listening = _SPAWN.Semaphore(0)
+        """Start every worker and wait until each is listening; fail if one dies first, or if
+        they are not all listening by the deadline."""
         for slot in range(len(self.workers)):
-            self._start_worker(slot, listening)
+            self._start_worker(slot)
         deadline = time.monotonic() + _START_DEADLINE
-        while not listening.acquire(timeout=0.05):
-            dead = [worker for worker in self.workers if worker.exitcode is not None]
-            if dead:
-                raise ServerFailed(
-                    f"prefork: worker {dead[0].pid} {_ending(dead[0])} before it listened on "
-                    f"port {self.port}"
-                )
-            if time.monotonic() > deadline:
-                raise ServerFailed(
-                    f"prefork: none of the {len(self.workers)} workers was listening on port "
-                    f"{self.port} within {_START_DEADLINE:.0f} s"
-                )
+        for started in range(len(self.workers)):
+            while not self._listening.acquire(timeout=0.05):
+                dead = [worker for worker in self.workers if worker.exitcode is not None]
+                if dead or time.monotonic() > deadline:
+                    why = _ending(dead[0]) if dead else f"within {_START_DEADLINE:.0f} s"
+                    raise ServerFailed(
+                        f"prefork: only {started} of {len(self.workers)} workers were "
+                        f"listening on port {self.port} ({why})"
+                    )
 
-    def _start_worker(self, slot: int, listening=None) -> None:
+    def _start_worker(self, slot: int) -> None:
         worker = _SPAWN.Process(
             target=_work,
-            args=(self._worker_settings, self.shared, slot, self._log_out, listening),
+            args=(self._worker_settings, self.shared, slot, self._log_out, self._listening),
             name=f"prefork-worker-{slot + 1}",
             daemon=True,  # should the parent die, multiprocessing ends them at its exit
         )
