@@ -150,6 +150,7 @@ class Stack:
             "tools",
             "run",
             "-d",
+            "--no-deps",
             "--name",
             self.loadgen_container,
             "--entrypoint",

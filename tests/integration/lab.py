@@ -96,9 +96,10 @@ class Lab:
     def run(
         self, service: str, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess:
-        """``docker compose run --rm -T service args``: a tool container on the lab's network."""
+        """``docker compose run --rm -T --no-deps service args``: a tool container on the lab's
+        network; the test decides which servers run, so compose starts none for the tool."""
         return subprocess.run(
-            self.command("run", "--rm", "-T", service, *args),
+            self.command("run", "--rm", "-T", "--no-deps", service, *args),
             cwd=ROOT,
             input=stdin,
             capture_output=True,
@@ -116,7 +117,7 @@ class Lab:
         with its container."""
         naming = ["--name", name] if name else []
         process = subprocess.Popen(
-            self.command("run", "--rm", "-T", *naming, service, *args),
+            self.command("run", "--rm", "-T", "--no-deps", *naming, service, *args),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -1,5 +1,6 @@
 """compose.yaml and the variant registry agree: one ``server-*`` service per variant, each the
-shared x-server block with only its variant and its host ports (123NN and 183NN, NN its step)."""
+shared x-server block with only its variant and its host ports (123NN and 183NN, NN its step),
+and every tool waits for all of them (x-tool's depends_on)."""
 
 from echolab_server.variants import registry
 
@@ -25,3 +26,10 @@ def test_a_server_service_per_variant_differing_only_in_variant_and_ports() -> N
         ], f"server-{variant}: host ports 123NN and 183NN, NN its step ({step})"
         shared.append(service)
     assert all(service == shared[0] for service in shared), "server services differ elsewhere"
+
+
+def test_every_tool_starts_every_server() -> None:
+    services = compose_config("--profile", "tools")["services"]
+    servers = {f"server-{variant}" for variant in registry()}
+    for tool in ("client", "netcat", "loadgen"):
+        assert set(services[tool]["depends_on"]) == servers, tool
