@@ -24,7 +24,7 @@ from .stats import StatsEndpoint
 # accept() failures that mean "out of a resource for now", not "the listener is broken".
 _ACCEPT_BACKOFF_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _SPARE_DESCRIPTORS = 32  # kept free under the open-file limit for logs, stats and the like
-ACCEPT_RETRY_S = 0.1  # how long accepting pauses when the process is out of descriptors
+_ACCEPT_RETRY_S = 0.1  # how long accepting pauses when the process is out of descriptors
 
 
 class ShutdownRequested(Exception):
@@ -213,9 +213,9 @@ class EchoServer(ABC):
                     return None
                 raise
             self.log.line(
-                f"Cannot accept a connection: {describe(error)}; retrying in {ACCEPT_RETRY_S} s"
+                f"Cannot accept a connection: {describe(error)}; retrying in {_ACCEPT_RETRY_S} s"
             )
-            self.pause_accepting(ACCEPT_RETRY_S)
+            self.pause_accepting(_ACCEPT_RETRY_S)
             return None
         if not self.admit(conn, addr):
             return None
