@@ -14,8 +14,8 @@ import resource
 import sys
 import time
 
-from .cli import Parser, port, positive, stats_port
-from .engine import Load
+from .cli import Parser, number, port, positive, seconds, seconds_or_zero, stats_port
+from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
 from .stats import ServerCount
@@ -26,6 +26,7 @@ MIB = 1 << 20
 # The server counts recv() calls that returned data (the tutorial's unit), 1024 bytes at most
 # each by default: only messages that fit in one recv() make its count comparable with ours.
 COUNTABLE_SIZE = 1024
+MIN_RATE = 0.001  # a message in 1000 s: the open loop's interval must fit in a float
 # Each mode's options: (option, type, default or None, help), each default said once (--help
 # quotes it). A mode is chosen by giving one of its options, so until then they stay unset.
 MODES = {
@@ -35,15 +36,20 @@ MODES = {
     ),
     "sustained": (
         ("connections", positive(int), 1, "open connections"),
-        ("size", positive(int), 64, "message size in bytes"),
+        (
+            "size",
+            positive(int, most=MAX_SIZE),
+            64,
+            f"message size in bytes, at most {MAX_SIZE} (16 MiB)",
+        ),
         ("messages", positive(int), None, "messages per connection"),
-        ("duration", positive(float), 5.0, "seconds"),
+        ("duration", seconds, 5.0, "seconds"),
         (
             "rate",
-            positive(float),
+            number(float, least=MIN_RATE),
             None,
             "open loop: messages per second over all connections, latency counted "
-            "from when each message was due",
+            f"from when each message was due (at least {MIN_RATE})",
         ),
         ("procs", positive(int), 1, "worker processes"),
     ),
@@ -74,7 +80,7 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument(
         "--timeout",
-        type=positive(float),
+        type=seconds,
         default=5.0,
         help="seconds to wait for a connect or a stalled echo (default 5)",
     )
@@ -86,8 +92,9 @@ def build_parser():
             if default is not None:
                 text += f" (default {default:g})"
             group.add_argument(f"--{option}", type=kind, default=argparse.SUPPRESS, help=text)
-    idle = groups["idle"]
-    idle.add_argument("--hold", type=float, default=0.0, help="seconds to hold them open")
+    groups["idle"].add_argument(
+        "--hold", type=seconds_or_zero, default=0.0, help="seconds to hold them open (default 0)"
+    )
     return p
 
 
@@ -120,6 +127,13 @@ def main(argv=None):
             raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
             connections, size = clients * repeat, len(MESSAGE)
         else:
+            if count.logs_per_message:
+                print(
+                    f"loadgen: note: {args.target} prints a line per message, which bounds the "
+                    "throughput measured here; start it with ECHOLAB_QUIET=1 to measure its model",
+                    file=sys.stderr,
+                    flush=True,
+                )
             load = Load(
                 host=args.target,
                 port=args.port,
@@ -204,7 +218,7 @@ def idle_mode(args, count):
     }
     show(result, args.json)
     with contextlib.suppress(KeyboardInterrupt):
-        time.sleep(max(args.hold, 0.0))
+        time.sleep(args.hold)
     for sock in socks:
         sock.close()
     if not socks and failure:
