@@ -8,7 +8,7 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
-LINTED := server client loadgen bench tests
+LINTED := server client loadgen bench tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -30,9 +30,8 @@ engine: ## check Docker and Compose v2, choose the base image (.env)
 venv: ## create .venv: pyproject.toml dev pins and */requirements.txt
 	tools/venv
 
-wheels: ## download loadgen's and the server's wheels for their offline image builds
-	loadgen/fetch-wheels
-	server/fetch-wheels
+wheels: venv ## download loadgen's and the server's wheels for their offline image builds
+	.venv/bin/python tools/wheels fetch loadgen server
 
 build: engine wheels ## build all images (servers and tools)
 	$(COMPOSE) --profile tools build
