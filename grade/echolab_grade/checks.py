@@ -78,7 +78,7 @@ def sigterm(target: Target, deadline: float) -> tuple[bool, str]:
 CHECKS = (
     Check("echo", "the tutorial's message and log lines", POLL_BUG, 60, tutorial_echo),
     Check("bytes", "every byte value 0-255 echoed exactly", HOSTILE, 60, probed("bytes")),
-    Check("nc", "nc: two lines typed, both echoed", SIMPLE, 60, netcat),
+    Check("nc", "nc: two lines typed, both echoed", SIMPLE, 30, netcat),
     Check("count", "two loops of 100 clients at once count 200", THREADS, 150, count),
     Check(
         "second",

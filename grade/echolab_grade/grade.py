@@ -5,7 +5,7 @@ import time
 from .checks import CHECKS, Check
 from .target import ProbeTimeout, Target
 
-READY_WITHIN = 60.0  # the probe waits 20 s for the port; the rest is the probe's own start-up
+READY_WITHIN = 120.0  # the probe waits 60 s for the port (prefork spawns workers), plus its start
 
 
 def grade(target: Target) -> dict:
