@@ -14,7 +14,7 @@ HOSTILE = "Hostile clients, faults and hardening"
 SIMPLE = "1. simple: one connection at a time"
 THREADS = "2. threads: a thread per connection, and a race"
 POLL_BUG = "6. poll: the same loop, asked differently (and the tutorial's bug)"
-SHUTDOWN = "How the code is laid out (shutdown)"
+SHUTDOWN = "How the code is laid out"
 NC_LINES = "Hello\nStill here!\n"
 STOP_WITHIN = 2.0
 
