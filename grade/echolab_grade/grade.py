@@ -18,7 +18,7 @@ def grade(target: Target) -> dict:
         for check in CHECKS:
             if problem is not None:
                 results.append(outcome(check, False, problem, 0.0))
-            elif check.id == "count" and not results[0]["passed"]:
+            elif check.needs_echo and not echoed(results):
                 no_echo = "not run: the tutorial's message got no echo (see echo)"
                 results.append(outcome(check, False, no_echo, 0.0))
             else:
@@ -35,6 +35,10 @@ def grade(target: Target) -> dict:
         "seconds": round(time.monotonic() - started, 1),
         "checks": results,
     }
+
+
+def echoed(results: list[dict]) -> bool:
+    return next(result["passed"] for result in results if result["id"] == "echo")
 
 
 def ready(target: Target) -> str | None:
