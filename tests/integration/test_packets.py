@@ -8,7 +8,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import Lab
+from conftest import ROOT, Lab
 
 RESET_CLIENT = """
 import socket, struct
@@ -40,7 +40,14 @@ def capture(lab: Lab):
     """tcpdump on server-simple's echo port, from a fresh server-simple; its lines as they come."""
     lab.fresh("server-simple")
     name = f"capture-{uuid.uuid4().hex[:8]}"
-    process = lab.start("tcpdump", name=name)
+    process = subprocess.Popen(  # --no-deps: joining the server must leave it as it is
+        lab.command("run", "--rm", "-T", "--no-deps", "--name", name, "tcpdump"),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stdout, stderr = Lines(process.stdout), Lines(process.stderr)
     lab.wait_for(lambda: stderr.has("listening on eth0"), "tcpdump to listen", deadline=60)
     yield stdout
