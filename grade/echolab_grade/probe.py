@@ -146,9 +146,10 @@ def reset() -> dict:
 
 
 def never_reader() -> dict:
-    """A client that sends and never reads, until its sends make no progress for 0.5 s."""
+    """A client that sends and never reads, until its sends make no progress for 2 s (long
+    enough that a busy machine's scheduling is not mistaken for full buffers)."""
     hog = connect(HOST, PORT, TIMEOUT)
-    hog.settimeout(0.5)
+    hog.settimeout(2)
     chunk, sent, limit = b"x" * 65536, 0, 64 << 20
     try:
         while sent < limit:
@@ -210,15 +211,24 @@ CHECKS = {
 }
 
 
-def main() -> int:
-    if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
-        print(f"usage: probe {{{','.join(CHECKS)}}}", file=sys.stderr)
-        return 2
+def run(check: str) -> dict:
     try:
-        result = CHECKS[sys.argv[1]]()
+        return CHECKS[check]()
     except (OSError, EchoError) as exc:
-        result = {"passed": False, "saw": str(exc) or type(exc).__name__}
-    print(json.dumps(result), flush=True)
+        return {"passed": False, "saw": str(exc) or type(exc).__name__}
+
+
+def main() -> int:
+    """``probe CHECK`` runs one check; ``probe --serve`` runs each check named on stdin, one
+    line each, so the grader pays for one container and one exec per server, not per check."""
+    if sys.argv[1:] == ["--serve"]:
+        for line in sys.stdin:
+            print(json.dumps(run(line.strip())), flush=True)
+        return 0
+    if len(sys.argv) != 2 or sys.argv[1] not in CHECKS:
+        print(f"usage: probe {{{','.join(CHECKS)}}} | --serve", file=sys.stderr)
+        return 2
+    print(json.dumps(run(sys.argv[1])), flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@ Everything goes through compose.yaml (services ``student``, ``server-<variant>``
 import json
 import os
 import re
+import select
 import subprocess
 import threading
 import time
@@ -36,6 +37,7 @@ class Target:
     service: str
     project: str
     env: dict[str, str] = field(default_factory=dict)
+    session: subprocess.Popen | None = field(default=None, repr=False)
 
     @classmethod
     def student(cls, path: Path, project: str) -> "Target":
@@ -75,7 +77,7 @@ class Target:
 
     def restart(self) -> None:
         """Start the server's container again; its probe must rejoin the new namespace."""
-        self.docker("rm", "-f", self.prober)
+        self.close_session()
         self.docker("start", self.container)
 
     def state(self) -> dict:
@@ -103,29 +105,48 @@ class Target:
 
     @property
     def prober(self) -> str:
-        """The probe container: it idles in the server's namespace, and each check is an exec."""
         return f"{self.container}-probe"
 
     def probe(self, check: str, deadline: float) -> dict:
         """Run one of probe.py's checks in the server's network namespace."""
         if not self.running():
             return {"passed": False, "saw": f"the server was not running: it {self.exited()}"}
-        if not self.docker("ps", "--quiet", "--filter", f"name=^{self.prober}$").stdout.strip():
-            self.compose(
-                "run", "--detach", "--no-deps", "--name", self.prober, "--entrypoint", "sleep",
-                "grade-probe", "infinity",
-                timeout=120, ECHOLAB_GRADE_TARGET=self.container,
-            )  # fmt: skip
-        command = ["exec", self.prober, "python3", "-m", "echolab_grade.probe", check]
-        try:
-            done = self.docker(*command, timeout=deadline)
-        except subprocess.TimeoutExpired:
-            self.docker("rm", "-f", self.prober)
-            raise ProbeTimeout(f"no result within {deadline:g} s") from None
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            return {"passed": False, "saw": f"probe failed: {last_line(done.stderr)}"}
-        return json.loads(lines[-1])
+        if self.session is None:
+            self.session = self.open_session()
+        self.session.stdin.write(check + "\n")
+        self.session.stdin.flush()
+        ready, _, _ = select.select([self.session.stdout], [], [], deadline)
+        line = self.session.stdout.readline() if ready else ""
+        if not line:
+            self.close_session()
+            if not ready:
+                raise ProbeTimeout(f"no result within {deadline:g} s")
+            return {"passed": False, "saw": "the probe ended without a result"}
+        return json.loads(line)
+
+    def open_session(self) -> subprocess.Popen:
+        """The probe container, idle in the server's namespace, and one ``probe --serve`` in it."""
+        self.compose(
+            "run", "--detach", "--no-deps", "--name", self.prober, "--entrypoint", "sleep",
+            "grade-probe", "infinity",
+            timeout=120, ECHOLAB_GRADE_TARGET=self.container,
+        )  # fmt: skip
+        serve = ["python3", "-m", "echolab_grade.probe", "--serve"]
+        return subprocess.Popen(
+            ["docker", "exec", "--interactive", self.prober, *serve],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def close_session(self) -> None:
+        """End the probe (its container too): after a hang, or when the server restarts."""
+        self.docker("rm", "-f", self.prober)
+        if self.session is not None:
+            self.session.kill()
+            self.session.wait()
+            self.session = None
 
     def netcat(self, text: str, deadline: float) -> subprocess.CompletedProcess:
         """``nc -N 127.0.0.1 12345`` in the lab's netcat image, in the server's namespace."""
@@ -168,7 +189,8 @@ class Target:
         return took <= within, f"ended {max(took, 0):.1f} s after SIGTERM, exit code {code}"
 
     def remove(self) -> None:
-        self.docker("rm", "-f", self.prober, self.container)
+        self.close_session()
+        self.docker("rm", "-f", self.container)
 
 
 def finished_at(state: dict) -> float:
