@@ -21,8 +21,9 @@ TOTAL = re.compile(r"^Total messages received: (\d+)\s*$", re.M)
 
 
 # Compose creates the project's network on the first run; two first runs at once race to create
-# it and one fails. Servers start one at a time; all the rest runs in parallel.
+# it and one fails. So a project's first server starts alone, and the others wait for it.
 STARTING = threading.Lock()
+NETWORKS: set[str] = set()  # projects whose network a successful start has made
 
 
 class ProbeTimeout(Exception):
@@ -69,10 +70,12 @@ class Target:
     def start(self) -> str | None:
         """Start the server; None, or why compose could not start it."""
         self.remove()
+        run = ("run", "--detach", "--no-deps", "--name", self.container, self.service)
         with STARTING:
-            done = self.compose(
-                "run", "--detach", "--no-deps", "--name", self.container, self.service, timeout=120
-            )
+            done = None if self.project in NETWORKS else self.compose(*run, timeout=120)
+            if done is not None and done.returncode == 0:
+                NETWORKS.add(self.project)
+        done = done or self.compose(*run, timeout=120)
         return None if done.returncode == 0 else last_line(done.stderr)
 
     def restart(self) -> None:
