@@ -23,7 +23,7 @@ def grade(target: Target) -> dict:
                 results.append(outcome(check, False, no_echo, 0.0))
             else:
                 results.append(run_check(target, check))
-                if check.id != "sigterm" and not target.running():
+                if check.id != "sigterm" and died(target, results[-1]["passed"]):
                     problem = revive(target, results[-1])
     finally:
         target.remove()
@@ -52,6 +52,22 @@ def ready(target: Target) -> str | None:
     if not target.running():
         return f"the server did not start: it {target.exited()}"
     return f"the server did not start: {result['saw']}"
+
+
+def died(target: Target, passed: bool) -> bool:
+    """Whether the server ended during the check. After a failure it may be ending still: if its
+    listener refuses connections, give the engine up to 10 s to see the process go."""
+    if not target.running():
+        return True
+    if passed:
+        return False
+    try:
+        if target.probe("alive", 30)["passed"]:
+            return False
+    except ProbeTimeout:
+        return False
+    target.wait_exit(10)
+    return not target.running()
 
 
 def revive(target: Target, result: dict) -> str | None:

@@ -60,6 +60,15 @@ def ready() -> dict:
             time.sleep(0.1)
 
 
+def alive() -> dict:
+    """Whether the listener still takes connections (a dying server's is closed at once)."""
+    try:
+        socket.create_connection((HOST, PORT), timeout=TIMEOUT).close()
+        return {"passed": True, "saw": "listening"}
+    except OSError as exc:
+        return {"passed": False, "saw": str(exc)}
+
+
 def echo() -> dict:
     data = echo_once(HOST, PORT, MESSAGE, TIMEOUT)
     return {"passed": data == MESSAGE, "saw": f"sent {MESSAGE!r}, got {data!r}"}
@@ -200,6 +209,7 @@ def idle() -> dict:
 
 CHECKS = {
     "ready": ready,
+    "alive": alive,
     "echo": echo,
     "bytes": every_byte,
     "count": two_loops,

@@ -5,6 +5,7 @@ Everything goes through compose.yaml (services ``student``, ``server-<variant>``
 ``docker compose run -d --name`` for the server, and probes that join its network namespace.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -190,6 +191,11 @@ class Target:
             return False, f"still running {within + 5:g} s after SIGTERM"
         took = finished_at(self.state()) - sent
         return took <= within, f"ended {max(took, 0):.1f} s after SIGTERM, exit code {code}"
+
+    def wait_exit(self, within: float) -> None:
+        """Until the container has exited, or ``within`` seconds have passed."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.docker("wait", self.container, timeout=within)
 
     def remove(self) -> None:
         self.close_session()
