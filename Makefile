@@ -1,5 +1,6 @@
-# echolab: `make` lists the targets. `make setup` prepares a fresh machine
-# (Docker engine, Compose v2, base image, .venv, loadgen's wheels); other targets call it.
+# echolab: `make` lists the targets. `make up` (the lab) and `make test` (the tests) do every
+# set-up step on a fresh machine through `make setup` (host packages, Docker engine, Compose v2,
+# base image, .venv, the images' wheels), which does nothing that is already done.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -36,7 +37,7 @@ wheels: ## download loadgen's and the server's wheels for their offline image bu
 build: engine wheels ## build all images (servers and tools)
 	$(COMPOSE) --profile tools build
 
-up: engine ## start the server variants and wait until healthy
+up: setup ## prepare this machine if needed, then start the server variants and wait until healthy
 	$(COMPOSE) up -d --wait
 
 down: ## stop and remove everything compose started here

@@ -24,6 +24,7 @@ DEFAULT_HOST = "server-poll"
 DEFAULT_PORT = 12345
 DEFAULT_MESSAGE = "Hello, world"
 DEFAULT_TIMEOUT = 5.0
+MAX_TIMEOUT = 7 * 24 * 3600  # a week
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -166,13 +167,18 @@ _positive_int = _whole_number(1, sys.maxsize, "a positive integer")  # a repeat 
 
 
 def _positive_seconds(text: str) -> float:
-    """argparse type: a finite timeout above zero (zero would make the socket non-blocking)."""
+    """argparse type: a finite timeout above zero (zero would make the socket non-blocking).
+
+    Capped at MAX_TIMEOUT: socket timeouts overflow a little past 24 days, with a traceback.
+    """
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {MAX_TIMEOUT}, got {text!r}"
+        )
     return value
 
 

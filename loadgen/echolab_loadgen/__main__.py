@@ -13,8 +13,8 @@ import resource
 import sys
 import time
 
-from .cli import Parser, port, positive, stats_port
-from .engine import Load
+from .cli import Parser, number, port, positive, seconds, seconds_or_zero, stats_port
+from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
 from .stats import MessageCounter
@@ -25,6 +25,7 @@ MIB = 1 << 20
 # The server counts recv() calls that returned data (the tutorial's unit), 1024 bytes at most
 # each by default: only messages that fit in one recv() make its count comparable with ours.
 COUNTABLE_SIZE = 1024
+MIN_RATE = 0.001  # a message in 1000 s: the open loop's interval must fit in a float
 
 
 def build_parser():
@@ -44,7 +45,7 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument(
         "--timeout",
-        type=positive(float),
+        type=seconds,
         default=5.0,
         help="seconds to wait for a connect or a stalled echo (default 5)",
     )
@@ -53,20 +54,26 @@ def build_parser():
     exp.add_argument("--repeat", type=positive(int), help="connections per loop (default 100)")
     sus = p.add_argument_group("sustained load (the default mode)")
     sus.add_argument("--connections", type=positive(int), help="open connections (default 1)")
-    sus.add_argument("--size", type=positive(int), help="message size in bytes (default 64)")
+    sus.add_argument(
+        "--size",
+        type=positive(int, most=MAX_SIZE),
+        help=f"message size in bytes, at most {MAX_SIZE} (16 MiB; default 64)",
+    )
     length = sus.add_mutually_exclusive_group()
     length.add_argument("--messages", type=positive(int), help="messages per connection")
-    length.add_argument("--duration", type=positive(float), help="seconds (default 5)")
+    length.add_argument("--duration", type=seconds, help="seconds (default 5)")
     sus.add_argument(
         "--rate",
-        type=positive(float),
+        type=number(float, least=MIN_RATE),
         help="open loop: messages per second over all connections, latency counted "
-        "from when each message was due",
+        f"from when each message was due (at least {MIN_RATE})",
     )
     sus.add_argument("--procs", type=positive(int), help="worker processes (default 1)")
     idle = p.add_argument_group("idle connections")
     idle.add_argument("--idle", type=positive(int), help="open this many idle connections")
-    idle.add_argument("--hold", type=float, default=0.0, help="seconds to hold them open")
+    idle.add_argument(
+        "--hold", type=seconds_or_zero, default=0.0, help="seconds to hold them open (default 0)"
+    )
     return p
 
 
@@ -112,6 +119,13 @@ def main(argv=None):
             raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
             connections, size = clients * repeat, len(MESSAGE)
         else:
+            if counter.logs_per_message:
+                print(
+                    f"loadgen: note: {args.target} prints a line per message, which bounds the "
+                    "throughput measured here; start it with ECHOLAB_QUIET=1 to measure its model",
+                    file=sys.stderr,
+                    flush=True,
+                )
             load = Load(
                 args.target,
                 args.port,
@@ -196,7 +210,7 @@ def idle_mode(args):
     }
     show(result, args.json)
     with contextlib.suppress(KeyboardInterrupt):
-        time.sleep(max(args.hold, 0.0))
+        time.sleep(args.hold)
     for sock in socks:
         sock.close()
     if not socks and failure:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .cli import Parser, positive
+from .cli import Parser, number, positive, seconds
 from .report import render_chart, render_tables
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,6 +150,7 @@ class Stack:
             "tools",
             "run",
             "-d",
+            "--no-deps",
             "--name",
             self.loadgen_container,
             "--entrypoint",
@@ -365,7 +366,7 @@ def build_parser():
         "--variants",
         help="comma-separated variant names (default: every server-* service in compose.yaml)",
     )
-    p.add_argument("--duration", type=positive(float), help="seconds per measured run (default 3)")
+    p.add_argument("--duration", type=seconds, help="seconds per measured run (default 3)")
     p.add_argument("--repeats", type=positive(int), help="runs per load, medians shown (default 3)")
     p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes (default 1)")
     p.add_argument(
@@ -384,7 +385,7 @@ def build_parser():
     )
     p.add_argument(
         "--work-delay",
-        type=float,
+        type=number(float, least=0, most=1),
         default=0.0,
         help="the servers' simulated work per message, seconds (default 0: off)",
     )
@@ -410,8 +411,6 @@ def make_plan(args, available):
         raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(available)}")
     duration = args.duration or (1.0 if args.quick else 3.0)
     repeats = args.repeats or (1 if args.quick else 3)
-    if duration <= 0 or repeats < 1 or args.procs < 1 or not 0 <= args.work_delay <= 1:
-        raise BenchError("--duration, --repeats, --procs must be above 0, --work-delay 0 to 1")
     return Plan(
         variants=tuple(wanted),
         extras=tuple(args.extra),

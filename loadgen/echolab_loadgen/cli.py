@@ -1,6 +1,10 @@
 """Command-line helpers shared by loadgen and the bench: one-line usage errors, checked numbers."""
 
 import argparse
+import math
+
+# epoll and socket timeouts overflow a little past 24 days; a week is longer than any lab run.
+MAX_SECONDS = 7 * 24 * 3600
 
 
 class Parser(argparse.ArgumentParser):
@@ -10,17 +14,38 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def positive(kind):
+def number(kind, *, above=None, least=None, most=None):
+    """argparse type: a finite ``kind`` within the bounds given.
+
+    Every count, size, rate and number of seconds goes through here: float() takes 'nan' and
+    'inf', and either would reach a socket or a sleep as a traceback instead of this one line.
+    """
+
     def convert(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be above {above}: {text!r}")
+        if least is not None and value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}: {text!r}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}: {text!r}")
         return value
 
     return convert
+
+
+def positive(kind, most=None):
+    return number(kind, above=0, most=most)
+
+
+# A timeout, a duration or a hold: 0 is allowed where waiting not at all makes sense.
+seconds = number(float, above=0, most=MAX_SECONDS)
+seconds_or_zero = number(float, least=0, most=MAX_SECONDS)
 
 
 def port(text, lowest=1):

@@ -29,6 +29,9 @@ READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
 PAYLOAD_VARIANTS = 7  # prime, so that connection i and i+1 never send the same message in step
 PROGRESS_EVERY_NS = 200_000_000
 READ_CHUNK = 262_144
+# Each worker process holds PAYLOAD_VARIANTS messages in memory, whatever the connection count:
+# 16 MiB a message is 112 MiB a worker, so a few workers stay well inside loadgen's 1 GiB.
+MAX_SIZE = 16 * 1024 * 1024
 
 # Slots of a worker's row in the shared progress array.
 P_SENT, P_ECHOED, P_FAILED = range(3)
@@ -51,8 +54,8 @@ class Load:
 
 def make_payloads(size):
     """Distinct pseudo-random messages of ``size`` bytes (seeded: every run sends the same ones)."""
-    blob = random.Random(size).randbytes(size * PAYLOAD_VARIANTS)
-    return [blob[i * size : (i + 1) * size] for i in range(PAYLOAD_VARIANTS)]
+    rng = random.Random(size)
+    return [rng.randbytes(size) for _ in range(PAYLOAD_VARIANTS)]
 
 
 class Conn:

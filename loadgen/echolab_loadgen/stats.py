@@ -31,11 +31,15 @@ class MessageCounter:
         self.host, self.port = host, port
         self.before = None
         self.warning = None
+        self.logs_per_message = False  # the server prints a line per message (its /stats says)
         if port:
             try:
-                self.before = fetch_stats(host, port)["messages"]
+                stats = fetch_stats(host, port)
+                self.before = stats["messages"]
             except (StatsUnavailable, KeyError, TypeError) as exc:
                 self.warning = str(exc)
+            else:
+                self.logs_per_message = stats.get("log_per_message") is True
 
     def counted(self):
         """Messages the server counted since construction, or None where it cannot be read."""

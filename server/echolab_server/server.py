@@ -106,7 +106,7 @@ class EchoServer(ABC):
         self.stats = None
         if settings.stats_port is not None:
             self.stats = StatsEndpoint(
-                settings.host, settings.stats_port, self.snapshot, self.ready
+                settings.host, settings.stats_port, self.snapshot, self.ready, self.log
             )
         self._started = time.monotonic()
 
@@ -228,6 +228,9 @@ class EchoServer(ABC):
             "messages": self.messages.value,
             **self.traffic.snapshot(),
             "uptime_s": round(time.monotonic() - self._started, 3),
+            # Printing a line per message bounds the throughput more than the model does:
+            # loadgen reads this to say so before a sustained run.
+            "log_per_message": not self.log.quiet,
         }
 
     def final_totals(self) -> str:

@@ -1,6 +1,7 @@
 """Settings from the command line, with ECHOLAB_* environment variables as defaults."""
 
 import argparse
+import math
 import os
 import typing
 from collections.abc import Mapping, Sequence
@@ -43,10 +44,13 @@ def _bounded_int(low: int, high: int | None = None):
 
 
 def _seconds(text: str) -> float:
+    """Seconds from 0 to 60; float() also takes 'nan' and 'inf', which are no number of seconds."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
     if not 0 <= value <= 60:
         raise argparse.ArgumentTypeError(f"{value} is out of range (must be from 0 to 60 seconds)")
     return value
@@ -88,8 +92,9 @@ _OPTIONS = (
     (
         "output-cap",
         "ECHOLAB_OUTPUT_CAP",
-        _bounded_int(1),
-        "bytes of unsent echo per connection before the server stops reading from it (1 MiB)",
+        _bounded_int(1, 1 << 30),  # uvloop takes a C int; and a GiB is the container's memory
+        "bytes of unsent echo per connection before the server stops reading from it "
+        "(1 MiB; at most 1 GiB)",
     ),
     ("recv-size", "ECHOLAB_RECV_SIZE", _bounded_int(1, 1 << 24), "bytes per recv() (1024)"),
     ("backlog", "ECHOLAB_BACKLOG", _bounded_int(1, 65535), "listen() backlog (1024)"),

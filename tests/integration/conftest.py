@@ -71,9 +71,10 @@ class Lab:
     def run(
         self, service: str, *args: str, stdin: str | None = None
     ) -> subprocess.CompletedProcess:
-        """``docker compose run --rm -T service args``: a tool container on the lab's network."""
+        """``docker compose run --rm -T --no-deps service args``: a tool container on the lab's
+        network; the test decides which servers run, so compose starts none for the tool."""
         return subprocess.run(
-            self.command("run", "--rm", "-T", service, *args),
+            self.command("run", "--rm", "-T", "--no-deps", service, *args),
             cwd=ROOT,
             input=stdin,
             capture_output=True,
@@ -86,7 +87,7 @@ class Lab:
         the container, for ``docker kill`` or ``docker network disconnect``."""
         naming = ["--name", name] if name else []
         return subprocess.Popen(
-            self.command("run", "--rm", "-T", *naming, service, *args),
+            self.command("run", "--rm", "-T", "--no-deps", *naming, service, *args),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -328,6 +328,8 @@ def test_main_defaults_to_server_poll_on_12345(monkeypatch, capsys) -> None:
 
 # --- the command line in a real process ------------------------------------------
 
+TIMEOUT_RANGE = "argument --timeout: must be a number of seconds above 0 and at most 604800"
+
 
 @pytest.mark.parametrize(
     ("args", "env", "complaint"),
@@ -339,9 +341,11 @@ def test_main_defaults_to_server_poll_on_12345(monkeypatch, capsys) -> None:
         (["--port", "70000"], {}, "argument --port: must be an integer from 1 to 65535"),
         (["--port", "http"], {}, "argument --port: must be an integer from 1 to 65535"),
         (["--message", ""], {}, "argument --message: must not be empty"),
-        (["--timeout", "-1"], {}, "argument --timeout: must be a number of seconds above 0"),
-        (["--timeout", "0"], {}, "argument --timeout: must be a number of seconds above 0"),
-        (["--timeout", "inf"], {}, "argument --timeout: must be a number of seconds above 0"),
+        (["--timeout", "-1"], {}, f"{TIMEOUT_RANGE}, got '-1'"),
+        (["--timeout", "0"], {}, f"{TIMEOUT_RANGE}, got '0'"),
+        (["--timeout", "inf"], {}, f"{TIMEOUT_RANGE}, got 'inf'"),
+        (["--timeout", "nan"], {}, f"{TIMEOUT_RANGE}, got 'nan'"),
+        (["--timeout", "1e12"], {}, f"{TIMEOUT_RANGE}, got '1e12'"),
         (["--host"], {}, "argument --host: expected one argument"),
         (["--host", ""], {}, "argument --host: must not be empty"),
         (["surplus"], {}, "unrecognized arguments: surplus"),
@@ -355,6 +359,14 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], env: dict, complain
     assert len(lines(result.stderr)) == 1, result.stderr
     assert result.stderr.startswith(f"echolab_client: error: {complaint}")
     assert "Traceback" not in result.stderr
+
+
+def test_the_longest_timeout_allowed_still_echoes(servers: Servers) -> None:
+    """The cap is below what a socket takes: a timeout at the cap is a working run."""
+    port = servers.start(echo)
+    result = run_cli(*cli("--timeout", str(client.MAX_TIMEOUT), "--quiet", port=port))
+    assert result.returncode == 0, result.stderr
+    assert counts(lines(result.stdout)[-1]) == (1, 1, 0, 0)
 
 
 def test_runs_as_a_module_with_python_m(servers: Servers) -> None:

@@ -285,6 +285,23 @@ def test_a_storm_of_short_connections_counts_exactly(variant: str) -> None:
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def one_line_error(program: str, args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run ``python -m program args`` (``env`` added to ours); it must exit 2 with nothing on
+    stdout and one line on stderr, which is returned."""
+    path = os.pathsep.join(str(ROOT / part) for part in ("server", "loadgen"))
+    result = subprocess.run(
+        [sys.executable, "-m", program, *args],
+        env={**os.environ, **(env or {}), "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
 @pytest.mark.parametrize(
     ("program", "args", "complaint"),
     [
@@ -304,15 +321,29 @@ def test_bad_command_lines_are_one_line_and_exit_2(
 ) -> None:
     """The issue's bad command lines for the server and loadgen, as real processes (the
     client's are in test_client.py)."""
-    path = os.pathsep.join(str(ROOT / part) for part in ("server", "loadgen"))
-    result = subprocess.run(
-        [sys.executable, "-m", program, *args],
-        env={**os.environ, "PYTHONPATH": path},
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-    )
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert complaint in result.stderr
+    assert complaint in one_line_error(program, args)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "complaint"),
+    [
+        ("work-delay", "nan", "'nan' is not a finite number of seconds"),
+        ("work-delay", "inf", "'inf' is not a finite number of seconds"),
+        ("work-delay", "-inf", "'-inf' is not a finite number of seconds"),
+        ("work-delay", "61", "61.0 is out of range (must be from 0 to 60 seconds)"),
+        ("output-cap", str(1 << 40), f"{1 << 40} is out of range (must be from 1 to {1 << 30})"),
+    ],
+)
+@pytest.mark.parametrize("given_as", ["option", "environment"])
+def test_server_numbers_out_of_reach_are_one_line_and_exit_2(
+    option: str, value: str, complaint: str, given_as: str
+) -> None:
+    """nan and inf parse as floats; either, on the command line or in the environment
+    compose passes on, must stop the server at once with one line."""
+    if given_as == "option":
+        err = one_line_error("echolab_server", ["--variant", "poll", f"--{option}={value}"])
+    else:
+        variable = "ECHOLAB_" + option.replace("-", "_").upper()
+        err = one_line_error("echolab_server", ["--variant", "poll"], {variable: value})
+        assert f"error: {variable}: " in err
+    assert complaint in err

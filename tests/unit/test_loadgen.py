@@ -7,13 +7,19 @@ hangs up, one with a lossy counter) prove that loadgen notices what it claims to
 
 import http.server
 import json
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from echolab_loadgen.__main__ import main
+from echolab_loadgen.bench import build_parser as bench_parser
+from echolab_loadgen.engine import MAX_SIZE
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
 
 DOCUMENTED_KEYS = {
@@ -21,6 +27,7 @@ DOCUMENTED_KEYS = {
     "mib_per_s", "duration_s", "connections", "size", "latency_us",
 }  # fmt: skip
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
+LOADGEN = Path(__file__).resolve().parents[2] / "loadgen"
 
 
 class EchoServer:
@@ -96,12 +103,14 @@ class EchoServer:
 
 
 class StatsServer:
-    """The stats endpoint of an EchoServer: ``GET /stats`` answers its message counter."""
+    """The stats endpoint of an EchoServer: ``GET /stats`` answers its message counter, and
+    whether it prints a line per message as the lab's servers say by default."""
 
-    def __init__(self, echo):
+    def __init__(self, echo, log_per_message):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                body = json.dumps({"messages": echo.counted}).encode()
+                stats = {"messages": echo.counted, "log_per_message": log_per_message}
+                body = json.dumps(stats).encode()
                 self.send_response(200 if self.path == "/stats" else 404)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -125,9 +134,9 @@ def serve():
     """Start EchoServer(**options) with its stats endpoint; returns the base CLI arguments."""
     started = []
 
-    def start(**options):
+    def start(log_per_message=False, **options):
         echo = EchoServer(**options)
-        stats = StatsServer(echo)
+        stats = StatsServer(echo, log_per_message)
         started.extend([stats, echo])
         return ["--target", "127.0.0.1", "--port", str(echo.port), "--stats-port", str(stats.port)]
 
@@ -283,6 +292,85 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.startswith("loadgen: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--size", "200000000", "--messages", "1"], f"--size: must be at most {MAX_SIZE}"),
+        (["--size", str(MAX_SIZE + 1)], f"--size: must be at most {MAX_SIZE}"),
+        (["--duration", "nan"], "--duration: not a finite number: 'nan'"),
+        (["--duration", "inf"], "--duration: not a finite number: 'inf'"),
+        (["--duration", "1e300"], "--duration: must be at most 604800"),
+        (["--timeout", "nan"], "--timeout: not a finite number: 'nan'"),
+        (["--timeout", "1e12"], "--timeout: must be at most 604800"),
+        (["--rate", "inf"], "--rate: not a finite number: 'inf'"),
+        (["--rate", "1e-300"], "--rate: must be at least 0.001"),
+        (["--idle", "1", "--hold", "nan"], "--hold: not a finite number: 'nan'"),
+        (["--idle", "1", "--hold", "-1"], "--hold: must be at least 0"),
+    ],
+)
+def test_sizes_and_seconds_out_of_reach_are_one_line_in_a_real_process(argv, complaint):
+    """Each of these once reached a worker (or a sleep) and ended in its traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "echolab_loadgen", "--target", "127.0.0.1", *argv],
+        env={**os.environ, "PYTHONPATH": str(LOADGEN)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"loadgen: error: argument {complaint}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--duration", "nan"], "--duration: not a finite number: 'nan'"),
+        (["--work-delay", "inf"], "--work-delay: not a finite number: 'inf'"),
+        (["--work-delay", "2"], "--work-delay: must be at most 1"),
+    ],
+)
+def test_the_bench_takes_the_same_checked_numbers(capsys, argv, complaint):
+    with pytest.raises(SystemExit) as exit_info:
+        bench_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith(f"bench: error: argument {complaint}") and err.count("\n") == 1
+
+
+def test_help_states_the_size_limit(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert f"at most {MAX_SIZE} (16 MiB" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_largest_size_allowed_is_echoed_and_checked(serve, capsys):
+    args = [*serve(), "--connections", "1", "--messages", "1", "--size", str(MAX_SIZE)]
+    code, result, _ = run_json(capsys, args)
+    assert code == 0
+    assert (result["sent"], result["echoed"], result["size"]) == (1, 1, MAX_SIZE)
+
+
+NOTE = "loadgen: note: 127.0.0.1 prints a line per message"
+
+
+@pytest.mark.parametrize("length", [["--messages", "3"], ["--duration", "0.2"]])
+def test_sustained_runs_say_once_that_the_server_prints_every_message(serve, capsys, length):
+    code, result, err = run_json(capsys, [*serve(log_per_message=True), *length])
+    assert code == 0 and result["echoed"] > 0
+    assert err.count(NOTE) == 1 and "ECHOLAB_QUIET=1" in err
+    assert err.count("\n") == 1
+
+
+def test_no_note_for_a_quiet_server_or_the_experiment(serve, capsys):
+    _, _, quiet_err = run_json(capsys, [*serve(), "--messages", "3"])
+    _, _, experiment_err = run_json(
+        capsys, [*serve(log_per_message=True), "--clients", "1", "--repeat", "2"]
+    )
+    assert quiet_err == experiment_err == ""
 
 
 def test_stats_unavailable_leaves_the_count_empty(serve, capsys):

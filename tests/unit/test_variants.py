@@ -229,6 +229,13 @@ def test_stats_endpoint_answers_json_metrics_and_health() -> None:
     assert 'echolab_messages_total{variant="poll"} 1' in metrics.splitlines()
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_stats_say_whether_the_server_prints_a_line_per_message(quiet: bool) -> None:
+    """loadgen reads this to warn that the printing, not the model, bounds a sustained run."""
+    run = run_server("poll", lambda server: server.snapshot(), quiet=quiet)
+    assert run.result["log_per_message"] is not quiet
+
+
 def test_a_socket_error_ends_only_that_connection(variant: str) -> None:
     def drive(server):
         doomed = connect(server)
