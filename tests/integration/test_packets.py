@@ -8,7 +8,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import ROOT, Lab
+from conftest import Lab
 
 RESET_CLIENT = """
 import socket, struct
@@ -40,14 +40,7 @@ def capture(lab: Lab):
     """tcpdump on server-simple's echo port, from a fresh server-simple; its lines as they come."""
     lab.fresh("server-simple")
     name = f"capture-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(  # --no-deps: joining the server must leave it as it is
-        lab.command("run", "--rm", "-T", "--no-deps", "--name", name, "tcpdump"),
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = lab.start("tcpdump", name=name)  # --no-deps: the server stays as it is
     stdout, stderr = Lines(process.stdout), Lines(process.stderr)
     lab.wait_for(lambda: stderr.has("listening on eth0"), "tcpdump to listen", deadline=60)
     yield stdout
@@ -73,7 +66,7 @@ def flows(lines: list[str]) -> dict[str, list[str]]:
 
 def listen_queue(lab: Lab) -> int:
     """Recv-Q of the listening echo socket: connections the kernel completed, not yet accepted."""
-    ss = lab.compose_run("run", "--rm", "-T", "--entrypoint", "ss", "tcpdump", "-ltnH")
+    ss = lab.compose_run("run", "--rm", "-T", "--no-deps", "--entrypoint", "ss", "tcpdump", "-ltnH")
     line = next(line for line in ss.stdout.splitlines() if ":12345 " in line)
     return int(line.split()[1])
 
@@ -109,7 +102,16 @@ def test_second_clients_handshake_completes_before_accept(lab: Lab, capture: Lin
 
 def test_reset_is_an_rst_on_the_wire_and_the_server_goes_on(lab: Lab, capture: Lines) -> None:
     reset = lab.compose_run(
-        "run", "--rm", "-T", "--entrypoint", "python3", "client", "-c", RESET_CLIENT, check=False
+        "run",
+        "--rm",
+        "-T",
+        "--no-deps",
+        "--entrypoint",
+        "python3",
+        "client",
+        "-c",
+        RESET_CLIENT,
+        check=False,
     )
     assert reset.returncode == 0, reset.stderr
 
