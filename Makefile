@@ -8,7 +8,7 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
-LINTED := server client loadgen tests grade
+LINTED := server client loadgen bench tests grade
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -49,8 +49,8 @@ test: setup ## run all tests (ARGS="..." goes to pytest)
 test-unit: venv ## run the unit tests only (no Docker)
 	.venv/bin/pytest tests/unit $(ARGS)
 
-bench: setup ## run the benchmark (echolab_loadgen.bench)
-	$(WITH_BASE) PYTHONPATH=loadgen:server:client .venv/bin/python -m echolab_loadgen.bench $(ARGS)
+bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
+	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
 
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
 # FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.

@@ -69,6 +69,13 @@ def build_parser():
         f"from when each message was due (at least {MIN_RATE})",
     )
     sus.add_argument("--procs", type=positive(int), help="worker processes (default 1)")
+    sus.add_argument(
+        "--cgroup-cpu",
+        action="store_true",
+        default=None,  # None when absent, as the mode detection expects of every option
+        help="also report the CPU its cgroup used over the window (in a container: the "
+        "container's, all processes; the bench uses it)",
+    )
     idle = p.add_argument_group("idle connections")
     idle.add_argument("--idle", type=positive(int), help="open this many idle connections")
     idle.add_argument(
@@ -77,7 +84,7 @@ def build_parser():
     return p
 
 
-SUSTAINED = ("connections", "size", "messages", "duration", "rate", "procs")
+SUSTAINED = ("connections", "size", "messages", "duration", "rate", "procs", "cgroup_cpu")
 
 
 def mode_of(args, parser):
@@ -135,6 +142,7 @@ def main(argv=None):
                 None if args.messages else (args.duration or 5.0),
                 args.rate,
                 args.timeout,
+                bool(args.cgroup_cpu),
             )
             progress = Progress()
             raw = run_load(load, args.procs or 1, progress.update)
@@ -178,6 +186,8 @@ def summarize(raw, counted, connections, size):
         out["served"] = raw["served"]
     if "cpu_s" in raw:
         out["loadgen_cpu_percent"] = round(100 * raw["cpu_s"] / elapsed, 1) if elapsed else 0.0
+    if raw.get("cgroup_cpu_s") is not None:
+        out["cgroup_cpu_s"] = round(raw["cgroup_cpu_s"], 4)
     return out
 
 

@@ -50,6 +50,31 @@ class Load:
     duration: float | None = None
     rate: float | None = None
     timeout: float = 5.0
+    cgroup_cpu: bool = False  # also measure the CPU of the cgroup (container) loadgen runs in
+
+
+# The CPU time of the cgroup this process is in: cgroup v1's cpuacct (ns), v2's cpu.stat (us).
+# Inside a container, /sys/fs/cgroup is the container's own cgroup.
+CGROUP_V1_CPU = "/sys/fs/cgroup/cpuacct/cpuacct.usage"
+CGROUP_V2_CPU = "/sys/fs/cgroup/cpu.stat"
+
+
+def cgroup_cpu_s():
+    """CPU seconds used so far by every process in this cgroup, or None where unreadable."""
+    try:
+        with open(CGROUP_V1_CPU) as usage:
+            return int(usage.read()) / 1e9
+    except OSError:
+        pass
+    try:
+        with open(CGROUP_V2_CPU) as stat:
+            for line in stat:
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    except OSError:
+        pass
+    return None
 
 
 def make_payloads(size):
@@ -219,7 +244,8 @@ class Engine:
         if go is not None:
             go()
         if connected == 0:
-            return self.report(0, 0)
+            return self.report(0, 0, None)
+        cgroup0 = cgroup_cpu_s() if self.load.cgroup_cpu else None
         cpu0 = sum(os.times()[:2])
         start = time.perf_counter_ns()
         load = self.load
@@ -294,7 +320,9 @@ class Engine:
         window = end_sending if end_sending and now >= end_sending else now
         for conn in list(self.conns.values()):
             self.close(conn)  # still waiting for an echo when the time was up: counted as missing
-        return self.report(window - start, sum(os.times()[:2]) - cpu0)
+        cpu_s = sum(os.times()[:2]) - cpu0
+        cgroup1 = cgroup_cpu_s() if cgroup0 is not None else None
+        return self.report(window - start, cpu_s, None if cgroup1 is None else cgroup1 - cgroup0)
 
     def poll_timeout(self, now, end_sending):
         """Seconds until the next due message or the end, in whole ms where it is a ms or more.
@@ -343,7 +371,7 @@ class Engine:
             self.progress[row + P_ECHOED] = self.echoed
             self.progress[row + P_FAILED] = self.errors + self.mismatched
 
-    def report(self, elapsed_ns, cpu_s):
+    def report(self, elapsed_ns, cpu_s, cgroup_cpu_s):
         self.publish()
         self.ep.close()
         return {
@@ -357,6 +385,7 @@ class Engine:
             "served": self.served,
             "elapsed_s": elapsed_ns / 1e9,
             "cpu_s": cpu_s,
+            "cgroup_cpu_s": cgroup_cpu_s,
             "recorder": self.recorder,
             "first_error": self.first_error,
         }

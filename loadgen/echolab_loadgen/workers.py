@@ -59,6 +59,10 @@ def run_load(load, procs, on_progress=None):
         raise
     recorder = LatencyRecorder()
     merged = dict.fromkeys(SUMMED, 0) | {"elapsed_s": 0.0, "first_error": None}
+    # Every worker reads the same container's counter over about the same window: the longest
+    # reading is the container's, where a sum would count it once per worker.
+    cgroup = [r["cgroup_cpu_s"] for r in reports if r["cgroup_cpu_s"] is not None]
+    merged["cgroup_cpu_s"] = max(cgroup) if cgroup else None
     for report in reports:
         for key in SUMMED:
             merged[key] += report[key]

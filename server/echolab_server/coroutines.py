@@ -4,6 +4,8 @@ The handler reads like the blocking family's (read, count, write, until the clie
 but each ``await`` hands the thread back to the event loop instead of blocking it: the shape of
 the thread-per-connection program at the cost of the event loop. The variants differ only in
 the loop (``new_event_loop``): asyncio's own, or uvloop's, which speaks the same interface.
+The protocol variant keeps this loop, accept and stop, and swaps the per-connection coroutine
+(``serve_connection``) for callbacks.
 
 What echolab adds to the textbook ``asyncio.start_server`` echo:
 - accepting goes through the core's ``accept()`` when the loop reports the listener readable,
@@ -102,13 +104,13 @@ class CoroutineServer(EchoServer):
                 accepted = self.accept()
                 if accepted is None:
                     return
-                task = self._loop.create_task(self._serve_client(*accepted))
+                task = self._loop.create_task(self.serve_connection(*accepted))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         except Exception as error:  # the listener is broken: end serve() with the error
             self._finish(error)
 
-    async def _serve_client(self, conn: socket.socket, addr: tuple) -> None:
+    async def serve_connection(self, conn: socket.socket, addr: tuple) -> None:
         """The tutorial's handle_client(), as a coroutine."""
         writer = None
         try:

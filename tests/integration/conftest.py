@@ -22,7 +22,7 @@ from testcontainers.compose import DockerCompose
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL_VARIANTS = ("simple", "threads", "lock", "condition", "select", "poll", "pool")
-BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop", "prefork")  # docs/variants-beyond.md
+BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop", "prefork", "protocol")  # docs/variants-beyond.md
 VARIANTS = TUTORIAL_VARIANTS + BEYOND_VARIANTS
 DEADLINE = 120.0  # seconds any one compose command may take
 

@@ -19,7 +19,7 @@ from echolab_server.settings import Settings
 from echolab_server.variants import server_class
 
 TUTORIAL_VARIANTS = ("simple", "threads", "lock", "condition", "select", "poll", "pool")
-BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop", "prefork")
+BEYOND_VARIANTS = ("epoll", "asyncio", "uvloop", "prefork", "protocol")
 VARIANTS = TUTORIAL_VARIANTS + BEYOND_VARIANTS
 DEADLINE = 10.0  # seconds any single network step in a unit test may take
 

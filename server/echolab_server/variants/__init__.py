@@ -13,6 +13,7 @@ VARIANTS = {
     "epoll": "EpollServer",
     "asyncio": "AsyncioServer",
     "uvloop": "UvloopServer",
+    "protocol": "ProtocolServer",
     "prefork": "PreforkServer",
 }
 

@@ -1,0 +1,274 @@
+"""``make bench``: every server variant, interleaved, under the same loads, from a pinned loadgen.
+
+Everything runs in a compose project of its own (``echolab-bench``, without host ports) so that
+it neither fights the user's lab nor measures across the host's port forwarding.  Writes
+``bench/results/<timestamp>.json`` (every run), ``.md`` (tables), ``.png`` and ``.svg`` (chart).
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from echolab_loadgen.cli import Parser, number, positive, seconds
+from echolab_server.variants import VARIANTS
+
+from . import machine
+from .docker import REPO, YARDSTICK_PORT, BenchError, Cgroup, Stack, cores, cpu_list
+from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
+from .output import refresh_readme, render_chart, render_tables
+
+PROJECT = "echolab-bench"
+BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
+README = REPO / "README.md"  # its Benchmarks section holds the generated block
+
+
+def parse_extra(text):
+    name, sep, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not (sep and colon and name and host and port.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT, got {text!r}")
+    return name, host, int(port)
+
+
+def cpuset(text):
+    try:
+        if cpu_list(text):
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected CPU numbers like 0, 0-1 or 0,2: {text!r}")
+
+
+def default_pinning(cores):
+    """Disjoint halves of the host's CPUs, the server's first: one each on 2 cores."""
+    if cores < 2:
+        return None, None
+    half = cores // 2
+    server = "0" if half == 1 else f"0-{half - 1}"
+    loadgen = str(half) if cores - half == 1 else f"{half}-{cores - 1}"
+    return server, loadgen
+
+
+def build_parser():
+    server_cpus, loadgen_cpus = default_pinning(os.cpu_count() or 1)
+    p = Parser(prog="bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", help="comma-separated variant names (default: every variant)")
+    p.add_argument("--duration", type=seconds, help="seconds per measured run (default 2)")
+    p.add_argument("--rounds", type=positive(int), help="interleaved runs per cell (default 5)")
+    p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes (default 1)")
+    p.add_argument(
+        "--quick", action="store_true", help="2 rounds of 1 s, idle probes up to 100: a smoke test"
+    )
+    p.add_argument(
+        "--yardstick",
+        metavar="DIR",
+        help="the C yardstick's sources (e.g. ../shared/yardstick): built in a temporary "
+        "directory and run as the row 'c-epoll', pinned like the servers",
+    )
+    p.add_argument(
+        "--extra",
+        type=parse_extra,
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="another echo server on the bench network (a container name is attached to it "
+        "for the run); repeatable",
+    )
+    p.add_argument(
+        "--server-cpus",
+        type=cpuset,
+        default=server_cpus,
+        help=f"the servers' CPU set (default {server_cpus or 'none'})",
+    )
+    p.add_argument(
+        "--loadgen-cpus",
+        type=cpuset,
+        default=loadgen_cpus,
+        help=f"loadgen's CPU set (default {loadgen_cpus or 'none'})",
+    )
+    p.add_argument("--no-pin", action="store_true", help="no CPU sets: every container anywhere")
+    p.add_argument(
+        "--work-delay",
+        type=number(float, least=0, most=1),
+        default=0.0,
+        help="the servers' simulated work per message, seconds (default 0: off)",
+    )
+    p.add_argument("--no-idle", action="store_true", help="skip the idle-connection probes")
+    p.add_argument("--project", default=PROJECT, help=f"compose project (default {PROJECT})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "results",
+        help="where the results go (default bench/results)",
+    )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        metavar="RESULT.json",
+        help="only rewrite README.md's generated results block from a result file, then stop",
+    )
+    return p
+
+
+def make_plan(args):
+    wanted = tuple(args.variants.split(",")) if args.variants else tuple(VARIANTS)
+    unknown = [v for v in wanted if v not in VARIANTS]
+    if unknown:
+        raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    if not args.no_pin and args.server_cpus and args.loadgen_cpus:
+        shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
+        if shared:
+            raise BenchError(f"--server-cpus and --loadgen-cpus share CPU {min(shared)}")
+    duration = args.duration or (1.0 if args.quick else 2.0)
+    return Plan(
+        variants=wanted,
+        extras=tuple(args.extra),
+        yardstick=args.yardstick,
+        loads=LOADS,
+        duration=duration,
+        rounds=args.rounds or (2 if args.quick else 5),
+        warmup=min(0.5, duration),
+        procs=args.procs,
+        work_delay=args.work_delay,
+        idle_levels=() if args.no_idle else (0, 100) if args.quick else IDLE_LEVELS,
+        idle_cap=200 if args.quick else IDLE_CAP,
+    )
+
+
+def minutes_or_seconds(duration):
+    return f"{duration:.0f} s" if duration < 120 else f"{duration / 60:.0f} min"
+
+
+def say(text):
+    print(f"bench: {text}", flush=True)
+
+
+def report_cell(name, load, cell):
+    digits = 1 if cell["unit"] == "mib_per_s" else 0
+    unit = "MiB/s" if cell["unit"] == "mib_per_s" else "msgs/s"
+    say(
+        f"{name:>10} {load[0]:>3} x {load[1]:>5} B  {cell['median']:>10,.{digits}f} {unit} "
+        f"[{cell['min']:,.{digits}f} - {cell['max']:,.{digits}f}]  {cell['bound']}-bound"
+    )
+
+
+def bench(args, plan, started):
+    pinning = (None, None) if args.no_pin else (args.server_cpus, args.loadgen_cpus)
+    load_at_start = machine.load_average()
+    if load_at_start[0] > BUSY_LOAD:
+        say(
+            f"warning: load average {load_at_start[0]:.1f} at the start: something else is "
+            "running, so these figures will not be clean (the results' header says so too)"
+        )
+    results = {
+        "started": started.isoformat(timespec="seconds"),
+        "plan": {
+            "loads": plan.loads,
+            "duration_s": plan.duration,
+            "rounds": plan.rounds,
+            "warmup_s": plan.warmup,
+            "procs": plan.procs,
+            "work_delay_s": plan.work_delay,
+            "server_cpus": pinning[0],
+            "loadgen_cpus": pinning[1],
+        },
+    }
+    say(
+        f"{len(plan.variants)} variants + {plan.rows() - len(plan.variants)} other servers, "
+        f"{len(plan.loads)} loads x {plan.rounds} rounds x {plan.duration:g} s: about "
+        f"{minutes_or_seconds(plan.estimate_s())} after the image build"
+    )
+    with (
+        Stack(args.project, plan.work_delay, *pinning) as stack,
+        tempfile.TemporaryDirectory(prefix="echolab-bench-") as workdir,
+    ):
+        services = stack.services()
+        missing = [v for v in plan.variants if f"server-{v}" not in services]
+        if missing:
+            raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
+        server_cores = cores(pinning[0])
+        stack.build(plan.variants)
+        stack.start_loadgen()
+        containers = stack.start_servers(plan.variants)
+        targets = [
+            Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
+            for v, c in containers.items()
+        ]
+        if plan.yardstick:
+            c = stack.start_yardstick(plan.yardstick, workdir)
+            yard = Target("c-epoll", "yardstick", c, YARDSTICK_PORT, 0, Cgroup(c), server_cores)
+            targets.append(yard)
+        for name, host, port in plan.extras:
+            c = stack.attach(host)
+            allowed = cores(stack.cpuset_of(c)) if c else None
+            targets.append(Target(name, "extra", host, port, 0, c and Cgroup(c), allowed))
+        results["machine"] = machine.facts(
+            stack, next(iter(containers.values())), pinning, load_at_start
+        )
+        cells = rounds(stack, plan, targets, report_cell)
+        rows = {
+            t.name: {"kind": t.kind, "address": f"{t.host}:{t.port}", "loads": cells[t.name]}
+            for t in targets
+        }
+        if plan.idle_levels:
+            for target in targets[: len(plan.variants)]:
+                say(f"idle connections: {target.name}")
+                rows[target.name]["idle"] = idle_costs(stack, plan, target)
+    results["rows"] = rows
+    results["machine"]["load_average_at_end"] = machine.load_average()
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def write(out_dir, started, results):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / started.strftime("%Y%m%dT%H%M%SZ")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    tables = render_tables(results)
+    stem.with_suffix(".md").write_text(tables)
+    render_chart(results, stem)
+    return stem, tables
+
+
+def readme_only(path):
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BenchError(f"cannot read {path}: {error}") from None
+    if not refresh_readme(README, results, path.stem):
+        raise BenchError(f"{README} has no generated block to replace")
+    say(f"{README.relative_to(REPO)}: the results block now shows {path.name}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # A plain kill (or CI's timeout) ends the run like Ctrl-C, taking the bench stack down.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    clock = time.monotonic()
+    started = datetime.now(UTC)
+    try:
+        if args.readme:
+            readme_only(args.readme)
+            return 0
+        results = bench(args, make_plan(args), started)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; the bench stack was taken down", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    stem, tables = write(args.out, started, results)
+    print(
+        f"\n{tables}\nbench: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "
+        f"{stem}.json, .md, .png and .svg",
+        flush=True,
+    )
+    return 0

@@ -1,0 +1,204 @@
+"""Measurement: interleaved rounds of runs, what each run cost whom, and each cell's spread.
+
+A round runs every row (variant or extra server) once under one load; rounds repeat, and each
+starts one row further along, so drift on a shared machine (another job starting, a cache
+warming) lands on every row alike instead of on whichever ran last.  A cell is the median of
+its rounds, with the min and max beside it.
+"""
+
+import json
+import shlex
+import statistics
+import subprocess
+from dataclasses import dataclass
+
+from .docker import BenchError, Cgroup, run
+
+LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
+IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check
+IDLE_CAP = 10_000  # the most idle connections the probe tries: well past select's 1024
+SATURATED = 0.9  # a process group using this share of the CPU it may use is what bound the run
+SPREAD_FLAG = 0.2  # (max - min) / median above this: the cell is flagged
+RUN_OVERHEAD_S = 0.8  # docker exec, connecting, the drain (for the time estimate only)
+ROW_OVERHEAD_S = 15.0  # the idle probes of one variant (for the time estimate only)
+
+
+@dataclass(frozen=True)
+class Plan:
+    variants: tuple
+    extras: tuple  # (name, host, port)
+    yardstick: str | None  # the C yardstick's source directory
+    loads: tuple
+    duration: float
+    rounds: int
+    warmup: float
+    procs: int
+    work_delay: float
+    idle_levels: tuple  # empty: no idle probes
+    idle_cap: int
+
+    def rows(self):
+        return len(self.variants) + len(self.extras) + (self.yardstick is not None)
+
+    def estimate_s(self):
+        runs = self.rows() * len(self.loads)
+        timed = runs * (self.rounds * (self.duration + RUN_OVERHEAD_S) + self.warmup)
+        return timed + (len(self.variants) * ROW_OVERHEAD_S if self.idle_levels else 0)
+
+
+@dataclass
+class Target:
+    """One row: where loadgen sends, and whose CPU is read."""
+
+    name: str
+    kind: str  # "variant", "extra" or "yardstick"
+    host: str
+    port: int
+    stats_port: int  # 0: no stats
+    cgroup: Cgroup | None  # None: not a container, no CPU figures
+    cpus: int | None  # how many CPUs its cpuset allows; None: not known
+
+
+def loadgen_json(stack, *args, timeout):
+    """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
+    out = run([*stack.loadgen, *args, "--json"], timeout=timeout, check=False)
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise BenchError(f"loadgen gave no result for {shlex.join(args)}") from None
+
+
+def bound(server_share, loadgen_share):
+    """What limited a run: the client, the server, both, or neither (the network and kernel)."""
+    client = loadgen_share is not None and loadgen_share >= SATURATED
+    server = server_share is not None and server_share >= SATURATED
+    return {(True, True): "both", (True, False): "client", (False, True): "server"}.get(
+        (client, server), "elsewhere"
+    )
+
+
+def measure(stack, plan, target, load, duration):
+    """One loadgen run, with the server's CPU (around it) and loadgen's (over its window)."""
+    connections, size = load
+    args = [
+        *("--target", target.host, "--port", str(target.port)),
+        *("--stats-port", str(target.stats_port), "--connections", str(connections)),
+        *("--size", str(size), "--duration", f"{duration:g}", "--procs", str(plan.procs)),
+        *("--timeout", "2", "--cgroup-cpu"),
+    ]
+    before = target.cgroup.cpu_s() if target.cgroup else None
+    result = loadgen_json(stack, *args, timeout=duration + 60)
+    window, echoed = result["duration_s"], result["echoed"]
+    server_cpu = None if before is None else target.cgroup.cpu_s() - before
+    loadgen_cpu = result.get("cgroup_cpu_s")
+    # Shares of what each side may use: the server its cpuset, loadgen its processes (at most
+    # its cpuset), so 1.0 is "could not have gone faster on its own CPU".
+    server_share = loadgen_share = None
+    if window and server_cpu is not None and target.cpus:
+        server_share = server_cpu / window / target.cpus
+    if window and loadgen_cpu is not None:
+        loadgen_share = loadgen_cpu / window / min(plan.procs, stack.loadgen_cores)
+    result |= {
+        "server_cpu_s": None if server_cpu is None else round(server_cpu, 4),
+        "server_cpu_percent": None if server_share is None else round(100 * server_cpu / window, 1),
+        "server_us_per_msg": round(1e6 * server_cpu / echoed, 2) if server_cpu and echoed else None,
+        "loadgen_cpu_s": loadgen_cpu,
+        "loadgen_cgroup_cpu_percent": round(100 * loadgen_cpu / window, 1)
+        if window and loadgen_cpu is not None
+        else None,
+        "loadgen_us_per_msg": round(1e6 * loadgen_cpu / echoed, 2)
+        if loadgen_cpu and echoed
+        else None,
+        "bound": bound(server_share, loadgen_share),
+    }
+    return result
+
+
+def rounds(stack, plan, targets, report):
+    """Every load: a warm-up run of each row, then ``plan.rounds`` interleaved rounds.
+
+    Returns {row name: [cell per load]}; ``report(name, load, cell)`` is told each finished cell.
+    """
+    cells = {t.name: [] for t in targets}
+    for load in plan.loads:
+        for target in targets:
+            measure(stack, plan, target, load, plan.warmup)
+        runs = {t.name: [] for t in targets}
+        for r in range(plan.rounds):
+            shift = r % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                runs[target.name].append(measure(stack, plan, target, load, plan.duration))
+        for target in targets:
+            cell = summarize(load, runs[target.name])
+            cells[target.name].append(cell)
+            report(target.name, load, cell)
+    return cells
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def summarize(load, runs):
+    """A cell: median, min, max and spread of the throughput, and the median run's bound."""
+    connections, size = load
+    key = "mib_per_s" if size >= 1024 else "msgs_per_s"
+    values = sorted(r[key] for r in runs)
+    median = statistics.median(values)
+    spread = (values[-1] - values[0]) / median if median else None
+    # The run whose throughput is the median (the lower middle one for an even count) speaks
+    # for the cell: its bound is the cell's.
+    middle = sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+    return {
+        "connections": connections,
+        "size": size,
+        "unit": key,
+        "median": median,
+        "min": values[0],
+        "max": values[-1],
+        "spread": None if spread is None else round(spread, 3),
+        "spread_flagged": spread is not None and spread > SPREAD_FLAG,
+        "bound": middle["bound"],
+        "bounds": [r["bound"] for r in runs],
+        "p99_us": round(statistics.median(r["latency_us"]["p99"] for r in runs)),
+        "server_cpu_percent": median_or_none(r["server_cpu_percent"] for r in runs),
+        "loadgen_cpu_percent": median_or_none(r["loadgen_cgroup_cpu_percent"] for r in runs),
+        "server_us_per_msg": median_or_none(r["server_us_per_msg"] for r in runs),
+        "loadgen_us_per_msg": median_or_none(r["loadgen_us_per_msg"] for r in runs),
+        "served": min(r["served"] for r in runs),
+        "missing": max(r["missing"] + r["errors"] for r in runs),
+        "mismatched": sum(r["mismatched"] for r in runs),
+        "runs": runs,
+    }
+
+
+def idle_costs(stack, plan, target):
+    """Server memory with each of ``plan.idle_levels`` idle connections held, then the most
+    connections it accepted (one at a time, each proved live) up to ``plan.idle_cap``."""
+    memory = {}
+    for level in plan.idle_levels:
+        if level == 0:
+            memory["0"] = {"idle_open": 0, "memory_bytes": target.cgroup.memory_bytes()}
+            continue
+        argv = [*stack.loadgen, "--target", target.host, "--idle", str(level)]
+        argv += ["--hold", "3", "--timeout", "2", "--json"]
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+            line = proc.stdout.readline()  # printed once the connections are open, then held
+            mem = target.cgroup.memory_bytes()
+            proc.wait(timeout=60)
+        held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "no result"}
+        memory[str(level)] = {
+            "idle_open": held["idle_open"],
+            "memory_bytes": mem,
+            "idle_failure": held.get("idle_failure"),
+        }
+    probe = loadgen_json(
+        stack, "--target", target.host, "--idle", str(plan.idle_cap), "--timeout", "2", timeout=600
+    )
+    return {
+        "memory": memory,
+        "max_accepted": probe["idle_open"],
+        "max_failure": probe["idle_failure"],
+        "max_tried": plan.idle_cap,
+    }

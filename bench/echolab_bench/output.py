@@ -1,0 +1,270 @@
+"""The results as Markdown tables and a chart (matplotlib: PNG and SVG), and the README's block.
+
+Every throughput cell shows its median, its min-max range, a flag where the spread is wide,
+and what bound it: the reader must be able to tell a server's figure from loadgen's ceiling.
+"""
+
+import re
+
+import matplotlib
+from matplotlib.figure import Figure  # no pyplot: files only, no display or global state
+
+from .measure import SATURATED, SPREAD_FLAG
+
+MIB = 1 << 20
+BOUND_MARK = {"server": "S", "client": "C", "both": "C+S", "elsewhere": "E"}
+README_BEGIN = "<!-- bench-results:begin (generated: python -m echolab_bench --readme) -->"
+README_END = "<!-- bench-results:end -->"
+
+
+def load_label(connections, size):
+    return f"{connections} x {size // 1024} KiB" if size >= 1024 else f"{connections} x {size} B"
+
+
+def row_label(name, row):
+    return name if row["kind"] == "variant" else f"{name} ({row['kind']})"
+
+
+def header(results):
+    """Where it ran and how, in a few lines."""
+    m, plan = results["machine"], results["plan"]
+    start, end = (
+        ", ".join(f"{x:.2f}" for x in m[key])
+        for key in ("load_average_at_start", "load_average_at_end")
+    )
+    return [
+        f"Measured {results['started']} to {results['finished']}.",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Docker {m['docker']} "
+        f"({m['storage_driver']}); load average (1, 5, 15 min) {start} at the start, {end} at "
+        "the end",
+        f"- images: {m['base_image']}; server Python {m['server_python']}, uvloop {m['uvloop']}; "
+        f"loadgen Python {m['loadgen_python']}, ddsketch {m['ddsketch']}",
+        f"- pinning: servers on CPUs {m['server_cpus']}, loadgen on CPUs {m['loadgen_cpus']}",
+        f"- runs: {plan['rounds']} interleaved rounds of {plan['duration_s']:g} s per cell, "
+        f"after a {plan['warmup_s']:g} s warm-up; loadgen with {plan['procs']} process(es); "
+        f"simulated work per message {plan['work_delay_s'] * 1000:g} ms",
+    ]
+
+
+def fmt(value, digits=0):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def throughput(cell, row_connections):
+    digits = 1 if cell["unit"] == "mib_per_s" else 0
+    text = f"{fmt(cell['median'], digits)}"
+    if cell["served"] < row_connections:
+        text += f" ({cell['served']} served)"
+    elif cell["missing"] or cell["mismatched"]:
+        text += " (errors)"
+    return text
+
+
+def render_tables(results):
+    rows = results["rows"]
+    out = [*header(results), ""]
+    for i, (connections, size) in enumerate(tuple(load) for load in results["plan"]["loads"]):
+        unit = "MiB/s" if size >= 1024 else "msgs/s"
+        out += [
+            f"**{load_label(connections, size)}**",
+            "",
+            f"| variant | {unit} (median) | min - max | spread | bound | p99 us | server CPU % "
+            "| server us/msg | loadgen CPU % | loadgen us/msg |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, row in rows.items():
+            cell = row["loads"][i]
+            digits = 1 if cell["unit"] == "mib_per_s" else 0
+            spread = "-" if cell["spread"] is None else f"{100 * cell['spread']:.0f}%"
+            if cell["spread_flagged"]:
+                spread += " !"
+            out.append(
+                f"| {row_label(name, row)} | {throughput(cell, connections)} "
+                f"| {fmt(cell['min'], digits)} - {fmt(cell['max'], digits)} | {spread} "
+                f"| {BOUND_MARK[cell['bound']]} | {fmt(cell['p99_us'])} "
+                f"| {fmt(cell['server_cpu_percent'])} | {fmt(cell['server_us_per_msg'], 1)} "
+                f"| {fmt(cell['loadgen_cpu_percent'])} | {fmt(cell['loadgen_us_per_msg'], 1)} |"
+            )
+        out.append("")
+    out += legend(), ""
+    out += ratios(results)
+    out += render_idle(rows)
+    return "\n".join(out) + "\n"
+
+
+def legend():
+    share = f"{SATURATED:.0%}"
+    return (
+        f"bound: S = server-bound (the server used >= {share} of its CPU set: these rows compare "
+        f"servers), C = client-bound (loadgen used >= {share} of what it may use: the figure is "
+        f"loadgen's ceiling, not the server's), C+S = both, E = bound elsewhere (neither was "
+        "busy: the network path and the kernel; compare the servers' us/msg, not their msgs/s). "
+        f"spread = (max - min) / median over the rounds; ! marks one above {SPREAD_FLAG:.0%}. "
+        "CPU %: 100 is one core. us/msg: CPU microseconds of that container per echoed message "
+        "(the kernel's TCP work in it included), which compares servers whatever bound the run. "
+        "(N served): only N connections had an echo during the run (simple serves one at a "
+        "time, pool one per worker)."
+    )
+
+
+def ratios(results):
+    """Python against the C yardstick at 10 and 100 connections x 64 B, where both ran."""
+    rows = results["rows"]
+    c = [name for name, row in rows.items() if row["kind"] == "yardstick"]
+    if not c:
+        return []
+    cells = {
+        name: {(x["connections"], x["size"]): x for x in row["loads"]} for name, row in rows.items()
+    }
+    out = [
+        "Python against C (the yardstick's echo_srv), 64-byte messages:",
+        "",
+        "| variant | 10 conn: msgs/s vs C | server us/msg vs C | 100 conn: msgs/s vs C "
+        "| server us/msg vs C |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    base = cells[c[0]]
+    for name, row in rows.items():
+        if row["kind"] != "variant":
+            continue
+        parts = []
+        for load in ((10, 64), (100, 64)):
+            mine, theirs = cells[name].get(load), base.get(load)
+            if mine is None or theirs is None:
+                parts += ["-", "-"]
+                continue
+            parts.append(
+                f"{mine['median'] / theirs['median']:.0%} ({BOUND_MARK[mine['bound']]} vs "
+                f"{BOUND_MARK[theirs['bound']]})"
+            )
+            cost, c_cost = mine["server_us_per_msg"], theirs["server_us_per_msg"]
+            parts.append(f"{cost / c_cost:.2f}x" if cost and c_cost else "-")
+        out.append(f"| {name} | " + " | ".join(parts) + " |")
+    out.append("")
+    for load in ((10, 64), (100, 64)):
+        theirs = base.get(load)
+        mine = {
+            name: cells[name][load]
+            for name, row in rows.items()
+            if row["kind"] == "variant" and load in cells[name]
+        }
+        if not mine or theirs is None:
+            continue
+        best = max(mine, key=lambda name: mine[name]["median"])
+        cell = mine[best]
+        cost, c_cost = cell["server_us_per_msg"], theirs["server_us_per_msg"]
+        out.append(
+            f"At {load[0]} connections the fastest Python variant, {best}, echoed "
+            f"{cell['median']:,.0f} msgs/s, {cell['median'] / theirs['median']:.0%} of C's "
+            f"{theirs['median']:,.0f} (bound: {cell['bound']} vs {theirs['bound']})"
+            + (f", at {cost / c_cost:.2f}x C's server CPU per message." if cost and c_cost else ".")
+        )
+    return [*out, ""]
+
+
+def render_idle(rows):
+    idle = {name: row["idle"] for name, row in rows.items() if "idle" in row}
+    if not idle:
+        return []
+    levels = list(next(iter(idle.values()))["memory"])
+    head = [
+        "variant",
+        *(f"memory, {level} idle (MiB)" for level in levels),
+        "most accepted",
+        "the next one",
+    ]
+    out = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 2) + "|---|"]
+    for name, probe in idle.items():
+        cells = [name]
+        for level in levels:
+            cell = probe["memory"][level]
+            text = f"{cell['memory_bytes'] / MIB:.1f}"
+            if cell["idle_open"] < int(level):
+                text += f" ({cell['idle_open']} open)"
+            cells.append(text)
+        most = probe["max_accepted"]
+        cells.append(f"{most}" if probe["max_failure"] else f">= {most}")
+        cells.append((probe["max_failure"] or f"all {probe['max_tried']} served").replace("|", "/"))
+        out.append("| " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def styles(count):
+    """``count`` distinct (colour, marker, line) styles: tab10's colours with round markers and
+    solid lines, then the same colours again with other markers and dashes, and so on."""
+    colours = [matplotlib.colormaps["tab10"](i) for i in range(10)]
+    looks = [("o", "-"), ("s", "--"), ("D", ":"), ("^", "-.")]
+    return [(colours[i % 10], *looks[(i // 10) % len(looks)]) for i in range(count)]
+
+
+def render_chart(results, stem):
+    """msgs/s (median, min-max bars) and p99 against connections, 64-byte loads; a line per row.
+
+    Client-bound points are hollow: there the figure is loadgen's ceiling, not the server's.
+    Writes ``stem``.png and ``stem``.svg.
+    """
+    loads = [i for i, (_, size) in enumerate(results["plan"]["loads"]) if size < 1024]
+    rows = results["rows"]
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    tput, p99 = fig.subplots(1, 2)
+    for (name, row), (colour, marker, line) in zip(rows.items(), styles(len(rows)), strict=True):
+        cells = [row["loads"][i] for i in loads]
+        xs = [c["connections"] for c in cells]
+        median = [c["median"] for c in cells]
+        errors = [[c["median"] - c["min"] for c in cells], [c["max"] - c["median"] for c in cells]]
+        label = row_label(name, row)
+        tput.errorbar(
+            xs, median, yerr=errors, color=colour, ls=line, capsize=3, lw=1.5, label=label
+        )
+        p99.plot(xs, [c["p99_us"] for c in cells], color=colour, ls=line, lw=1.5)
+        for x, y, p, c in zip(xs, median, [c["p99_us"] for c in cells], cells, strict=True):
+            hollow = c["bound"] in ("client", "both")
+            face = "white" if hollow else colour
+            for axis, value in ((tput, y), (p99, p)):
+                axis.plot([x], [value], marker=marker, color=colour, markerfacecolor=face, ms=7)
+    for axis, title in (
+        (tput, "throughput, msgs/s (median; bars: min-max)"),
+        (p99, "p99 latency, us"),
+    ):
+        axis.set_xscale("log")
+        axis.set_xticks(xs, [str(x) for x in xs])
+        axis.set_xlabel("connections (64-byte messages)")
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+    p99.set_yscale("log")
+    tput.set_ylim(bottom=0)
+    m = results["machine"]
+    fig.suptitle(
+        f"echolab bench {results['started']}: servers on CPUs {m['server_cpus']}, loadgen on "
+        f"CPUs {m['loadgen_cpus']}, {results['plan']['rounds']} rounds"
+    )
+    fig.legend(loc="outside right upper", fontsize=9, title="hollow: client-bound")
+    fig.savefig(f"{stem}.png", dpi=110)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
+        fig.savefig(f"{stem}.svg")
+
+
+def readme_block(results, name):
+    """The README's generated section: the tables and the chart of one result file."""
+    return "\n".join(
+        [
+            README_BEGIN,
+            f"From `bench/results/{name}.json` (tables: `{name}.md`; chart: `{name}.png`, `.svg`).",
+            "",
+            render_tables(results).rstrip("\n"),
+            "",
+            f"![throughput with min-max and p99 against connections](bench/results/{name}.svg)",
+            README_END,
+        ]
+    )
+
+
+def refresh_readme(readme, results, name):
+    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        return False
+    readme.write_text(pattern.sub(lambda _: readme_block(results, name), text, count=1))
+    return True

@@ -1,0 +1,113 @@
+"""protocol: asyncio's callback interface, no coroutine per message, beyond the tutorial.
+
+The streams variants (asyncio, uvloop) read like the tutorial's handle_client(), and pay for
+it on every message: ``await reader.read()`` resumes a coroutine, copies the bytes out of a
+StreamReader's buffer, and ``await writer.drain()`` resumes it again. Under the streams sits
+asyncio's lower layer: a transport that calls its protocol's methods when something happens.
+This variant is that layer alone. The loop reads what has arrived and calls
+``data_received(data)``, which counts it (in pieces of at most ``--recv-size`` bytes, the unit
+the streams variants count with ``reader.read(recv_size)``) and hands it to
+``transport.write()`` whole: no coroutine, no future, no stream object per message.
+
+What it costs the reader: the handler is no longer one loop from read to close but four
+callbacks (bytes in, writing paused, writing resumed, connection lost), and the state that
+the streams variant keeps in local variables lives on an object. Backpressure is explicit:
+past ``--output-cap`` unsent bytes the transport calls ``pause_writing()``, which stops
+reading from that client (``pause_reading``) until the client has taken its echo
+(``resume_writing()``, then ``resume_reading``).
+
+It runs on uvloop's loop where uvloop is installed (the image has it), on asyncio's own
+otherwise; ``/stats`` says which (``event_loop``). Accepting, limits, stop and the loop's
+set-up are the coroutine family's (``coroutines.CoroutineServer``): only what happens to an
+admitted socket differs.
+"""
+
+import asyncio
+import socket
+
+from ..coroutines import CoroutineServer
+from ..server import describe
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+
+class EchoProtocol(asyncio.Protocol):
+    """One connection: echo what arrives, count it, hold reading while the echo waits."""
+
+    def __init__(self, server: "ProtocolServer", conn: socket.socket, addr: tuple) -> None:
+        self.server = server
+        self.conn = conn
+        self.addr = addr
+        self.recv_size = server.settings.recv_size
+        self.transport: asyncio.Transport | None = None
+        self.released = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.server.settings.output_cap)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        size = self.recv_size
+        for start in range(0, len(data), size):  # one piece (the same object) for a short message
+            self.server.received(data[start : start + size])
+        self.transport.write(data)
+        self.server.traffic.sent(len(data))
+
+    def eof_received(self) -> None:
+        """The client half-closed: returning None closes, after the echo still buffered."""
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if isinstance(error, OSError):
+            self.server.log.line(f"Connection from {self.addr} ended: {describe(error)}")
+        self.end()
+
+    def end(self) -> None:
+        """Drop the connection (once): at shutdown, what the client has not taken goes too."""
+        if self.released:
+            return
+        self.released = True
+        if self.transport is not None:
+            self.transport.abort()
+        self.server.connections.discard(self)
+        self.server.release(self.conn)
+
+
+class ProtocolServer(CoroutineServer):
+    variant = "protocol"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[EchoProtocol] = set()
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.new_event_loop() if uvloop is None else uvloop.new_event_loop()
+
+    def snapshot(self) -> dict[str, object]:
+        return {**super().snapshot(), "event_loop": "asyncio" if uvloop is None else "uvloop"}
+
+    async def serve_connection(self, conn: socket.socket, addr: tuple) -> None:
+        """Wrap the socket in a transport; from then on the loop calls the protocol."""
+        protocol = EchoProtocol(self, conn, addr)
+        try:
+            await self._loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        except OSError as error:
+            self.log.line(f"Connection from {addr} ended: {describe(error)}")
+            protocol.end()
+        except BaseException:  # cancelled at shutdown before the transport was made
+            protocol.end()
+            raise
+
+    def close_connections(self) -> None:
+        for protocol in list(self.connections):
+            protocol.end()
+        super().close_connections()
