@@ -7,15 +7,15 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 COMPOSE := docker compose
-IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen
-LINTED := server client loadgen bench tests cluster
+IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
+LINTED := server client loadgen bench grade cluster tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
 # so recipes read it when they run; a BASE_IMAGE already in the environment wins, as in compose.
 WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail -n1)}"
 
-.PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all
+.PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all grade
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,9 +30,8 @@ engine: ## check Docker and Compose v2, choose the base image (.env)
 venv: ## create .venv: pyproject.toml dev pins and */requirements.txt
 	tools/venv
 
-wheels: ## download loadgen's and the server's wheels for their offline image builds
-	loadgen/fetch-wheels
-	server/fetch-wheels
+wheels: venv ## download loadgen's and the server's wheels for their offline image builds
+	.venv/bin/python tools/wheels fetch loadgen server
 
 build: engine wheels ## build all images (servers and tools)
 	$(COMPOSE) --profile tools build
@@ -51,6 +50,14 @@ test-unit: venv ## run the unit tests only (no Docker)
 
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
+
+# Grading (README "Grade your own server"): the lab's checks against a student's server.
+# FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
+GRADE_RESULTS ?= grade-results
+grade: build ## grade servers: FILE=server.py, DIR=folder/ or VARIANT=name
+	$(WITH_BASE) PYTHONPATH=grade:server .venv/bin/python -m echolab_grade \
+	  $(FILE) $(if $(DIR),--dir $(DIR)) $(if $(VARIANT),--variant $(VARIANT)) \
+	  --results $(GRADE_RESULTS) $(ARGS)
 
 lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from echolab_loadgen.cli import Parser, number, positive, seconds
-from echolab_server.variants import VARIANTS
+from echolab_server.variants import variant_names
 
 from . import machine
 from .docker import REPO, YARDSTICK_PORT, BenchError, Cgroup, Stack, cores, cpu_list
@@ -117,10 +117,11 @@ def build_parser():
 
 
 def make_plan(args):
-    wanted = tuple(args.variants.split(",")) if args.variants else tuple(VARIANTS)
-    unknown = [v for v in wanted if v not in VARIANTS]
+    known = tuple(variant_names())
+    wanted = tuple(args.variants.split(",")) if args.variants else known
+    unknown = [v for v in wanted if v not in known]
     if unknown:
-        raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+        raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(known)}")
     if not args.no_pin and args.server_cpus and args.loadgen_cpus:
         shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
         if shared:

@@ -6,6 +6,7 @@ Three modes, chosen by the options given:
   idle        ``--idle N [--hold S]``: open N live idle connections, hold them, report how many
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -17,7 +18,7 @@ from .cli import Parser, number, port, positive, seconds, seconds_or_zero, stats
 from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
-from .stats import MessageCounter
+from .stats import ServerCount
 from .wait import wait_for
 from .workers import WorkerDied, run_load
 
@@ -27,6 +28,48 @@ MIB = 1 << 20
 # each by default: only messages that fit in one recv() make its count comparable with ours.
 COUNTABLE_SIZE = 1024
 MIN_RATE = 0.001  # a message in 1000 s: the open loop's interval must fit in a float
+FLAG = "flag"  # the type of an option that takes no value
+# Each mode's options: (option, type or FLAG, default or None, help), each default said once (--help
+# quotes it). A mode is chosen by giving one of its options, so until then they stay unset.
+MODES = {
+    "experiment": (
+        ("clients", positive(int), 2, "concurrent loops"),
+        ("repeat", positive(int), 100, "connections per loop"),
+    ),
+    "sustained": (
+        ("connections", positive(int), 1, "open connections"),
+        (
+            "size",
+            positive(int, most=MAX_SIZE),
+            64,
+            f"message size in bytes, at most {MAX_SIZE} (16 MiB)",
+        ),
+        ("messages", positive(int), None, "messages per connection"),
+        ("duration", seconds, 5.0, "seconds"),
+        (
+            "rate",
+            number(float, least=MIN_RATE),
+            None,
+            "open loop: messages per second over all connections, latency counted "
+            f"from when each message was due (at least {MIN_RATE})",
+        ),
+        ("procs", positive(int), 1, "worker processes"),
+        (
+            "cgroup_cpu",
+            FLAG,
+            False,
+            "also report the CPU its cgroup used over the window (in a container: the "
+            "container's, all processes; the bench uses it)",
+        ),
+    ),
+    "idle": (("idle", positive(int), None, "open this many idle connections"),),
+}
+GROUPS = {
+    "experiment": "the tutorial's experiment",
+    "sustained": "sustained load (the default mode)",
+    "idle": "idle connections",
+}
+ONE_OF = ("messages", "duration")  # how long a sustained load runs: one or the other
 
 
 def build_parser():
@@ -57,70 +100,40 @@ def build_parser():
         help="seconds to wait for the target to accept connections first "
         "(default: $ECHOLAB_WAIT or 0; a swarm's services start in any order)",
     )
-    exp = p.add_argument_group("the tutorial's experiment")
-    exp.add_argument("--clients", type=positive(int), help="concurrent loops (default 2)")
-    exp.add_argument("--repeat", type=positive(int), help="connections per loop (default 100)")
-    sus = p.add_argument_group("sustained load (the default mode)")
-    sus.add_argument("--connections", type=positive(int), help="open connections (default 1)")
-    sus.add_argument(
-        "--size",
-        type=positive(int, most=MAX_SIZE),
-        help=f"message size in bytes, at most {MAX_SIZE} (16 MiB; default 64)",
-    )
-    length = sus.add_mutually_exclusive_group()
-    length.add_argument("--messages", type=positive(int), help="messages per connection")
-    length.add_argument("--duration", type=seconds, help="seconds (default 5)")
-    sus.add_argument(
-        "--rate",
-        type=number(float, least=MIN_RATE),
-        help="open loop: messages per second over all connections, latency counted "
-        f"from when each message was due (at least {MIN_RATE})",
-    )
-    sus.add_argument("--procs", type=positive(int), help="worker processes (default 1)")
-    sus.add_argument(
-        "--cgroup-cpu",
-        action="store_true",
-        default=None,  # None when absent, as the mode detection expects of every option
-        help="also report the CPU its cgroup used over the window (in a container: the "
-        "container's, all processes; the bench uses it)",
-    )
-    idle = p.add_argument_group("idle connections")
-    idle.add_argument("--idle", type=positive(int), help="open this many idle connections")
-    idle.add_argument(
+    groups = {mode: p.add_argument_group(title) for mode, title in GROUPS.items()}
+    length = groups["sustained"].add_mutually_exclusive_group()
+    for mode, options in MODES.items():
+        for option, kind, default, text in options:
+            group = length if option in ONE_OF else groups[mode]
+            flag = f"--{option.replace('_', '-')}"
+            if kind is FLAG:
+                group.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=text)
+                continue
+            if default is not None:
+                text += f" (default {default:g})"
+            group.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+    groups["idle"].add_argument(
         "--hold", type=seconds_or_zero, default=0.0, help="seconds to hold them open (default 0)"
     )
     return p
 
 
-SUSTAINED = ("connections", "size", "messages", "duration", "rate", "procs", "cgroup_cpu")
-
-
 def mode_of(args, parser):
-    """The mode, from which options were given; mixing two modes' options is an error."""
-    given = {
-        name
-        for name in (*SUSTAINED, "clients", "repeat", "idle")
-        if getattr(args, name) is not None
-    }
-    modes = {
-        (
-            "experiment"
-            if name in ("clients", "repeat")
-            else "idle"
-            if name == "idle"
-            else "sustained"
-        )
-        for name in given
-    }
+    """The mode, and its options with their defaults; mixing two modes' options is an error."""
+    modes_of = {option: mode for mode, options in MODES.items() for option, *_ in options}
+    given = {option: mode for option, mode in modes_of.items() if option in vars(args)}
+    modes = set(given.values())
     if len(modes) > 1:
         parser.error("options of different modes: " + ", ".join(f"--{n}" for n in sorted(given)))
-    return modes.pop() if modes else "sustained"
+    mode = modes.pop() if modes else "sustained"
+    defaults = {option: default for option, _, default, _ in MODES[mode]}
+    return mode, defaults | {option: getattr(args, option) for option in given}
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    mode = mode_of(args, parser)
+    mode, options = mode_of(args, parser)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
     unreachable = wait_for(args.target, args.port, args.wait)
@@ -134,16 +147,16 @@ def main(argv=None):
         return 1
     try:
         if mode == "idle":
-            return idle_mode(args)
-        counter = MessageCounter(args.target, args.stats_port)
-        if counter.warning:
-            print(f"loadgen: warning: {counter.warning}", file=sys.stderr, flush=True)
+            return idle_mode(args, options["idle"])
+        count = ServerCount(args.target, args.stats_port)
+        if count.warning:
+            print(f"loadgen: warning: {count.warning}", file=sys.stderr, flush=True)
         if mode == "experiment":
-            clients, repeat = args.clients or 2, args.repeat or 100
+            clients, repeat = options["clients"], options["repeat"]
             raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
             connections, size = clients * repeat, len(MESSAGE)
         else:
-            if counter.logs_per_message:
+            if count.logs_per_message:
                 print(
                     f"loadgen: note: {args.target} prints a line per message, which bounds the "
                     "throughput measured here; start it with ECHOLAB_QUIET=1 to measure its model",
@@ -151,21 +164,21 @@ def main(argv=None):
                     flush=True,
                 )
             load = Load(
-                args.target,
-                args.port,
-                args.connections or 1,
-                args.size or 64,
-                args.messages,
-                None if args.messages else (args.duration or 5.0),
-                args.rate,
-                args.timeout,
-                bool(args.cgroup_cpu),
+                host=args.target,
+                port=args.port,
+                connections=options["connections"],
+                size=options["size"],
+                messages=options["messages"],
+                duration=None if options["messages"] else options["duration"],
+                rate=options["rate"],
+                timeout=args.timeout,
+                cgroup_cpu=options["cgroup_cpu"],
             )
             progress = Progress()
-            raw = run_load(load, args.procs or 1, progress.update)
+            raw = run_load(load, options["procs"], progress.update)
             progress.done()
             connections, size = load.connections, load.size
-        result = summarize(raw, counter.counted(), connections, size)
+        result = summarize(raw, count.counted(), connections, size)
     except KeyboardInterrupt:
         print("\nloadgen: interrupted", file=sys.stderr, flush=True)
         return 130
@@ -174,7 +187,7 @@ def main(argv=None):
         return 1
     result = {"mode": mode, "target": f"{args.target}:{args.port}"} | result
     if mode == "sustained":
-        result |= {"procs": args.procs or 1, "rate": args.rate}
+        result |= {"procs": options["procs"], "rate": options["rate"]}
     if args.json:  # the sketch itself, so reports of several replicas merge (merge.py)
         result["latency_sketch"] = raw["recorder"].to_json()
     return verdict(result, args.json)
@@ -228,12 +241,12 @@ def verdict(result, as_json):
     return 1 if result["mismatched"] or result["missing"] or result["errors"] else 0
 
 
-def idle_mode(args):
-    socks, failure = open_idle(args.target, args.port, args.idle, args.timeout)
+def idle_mode(args, count):
+    socks, failure = open_idle(args.target, args.port, count, args.timeout)
     result = {
         "mode": "idle",
         "target": f"{args.target}:{args.port}",
-        "idle_requested": args.idle,
+        "idle_requested": count,
         "idle_open": len(socks),
         "idle_failure": failure,
     }

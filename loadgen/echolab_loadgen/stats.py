@@ -28,8 +28,9 @@ def fetch_stats(host, port, timeout=3.0):
         conn.close()
 
 
-class MessageCounter:
-    """The server's message counter across a run: counters are cumulative, so take the delta."""
+class ServerCount:
+    """How many messages the server counted during a run (its /stats count is cumulative, so
+    this is the difference); not to be confused with the server's own MessageCounter."""
 
     def __init__(self, host, port):
         self.host, self.port = host, port

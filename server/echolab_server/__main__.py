@@ -2,6 +2,7 @@
 
 import sys
 
+from .server import ServerFailed
 from .settings import parse_settings
 from .variants import VariantUnavailable, server_class
 
@@ -20,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    server.serve_until_signalled()
+    try:
+        server.serve_until_signalled()
+    except ServerFailed as error:
+        print(f"echolab_server: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

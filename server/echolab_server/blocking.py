@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
+from .counters import Cells, MessageCounter
 from .server import EchoServer, describe
 
 _SHUTDOWN_GRACE = 0.5  # seconds to let handlers finish after their sockets are shut down
@@ -18,10 +19,18 @@ _SHUTDOWN_GRACE = 0.5  # seconds to let handlers finish after their sockets are 
 class BlockingEchoServer(EchoServer):
     """Accepts in the main thread; handlers block in recv and sendall."""
 
+    family = "blocking"
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._open: set[socket.socket] = set()
         self._open_changed = threading.Condition()
+
+    def make_counter(self, cells: Cells) -> MessageCounter:
+        """Handlers may run in threads at once, so the counter's update runs under a lock,
+        unless losing updates is the variant's lesson (``counts_exactly = False``)."""
+        guard = threading.Lock() if self.counts_exactly else None
+        return MessageCounter(self.log, cells, work_delay=self.work_delay, guard=guard)
 
     def accept_forever(self) -> Iterator[tuple[socket.socket, tuple]]:
         while True:

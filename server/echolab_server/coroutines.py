@@ -14,7 +14,10 @@ What echolab adds to the textbook ``asyncio.start_server`` echo:
 - backpressure: the transport buffers what the kernel does not take at once, and past
   ``--output-cap`` buffered bytes ``await writer.drain()`` waits until the client has read
   some; meanwhile the coroutine reads nothing more, so a client that never reads cannot make
-  the server grow. Bytes sent are counted when handed to the transport;
+  the server grow. Bytes sent are counted when handed to the transport, so what is still
+  unsent is what the transports hold (``unsent_bytes``);
+- out of descriptors (EMFILE), the loop stops watching the listener for a moment and watches
+  it again later (``call_later``), as asyncio's own server does; nobody else waits;
 - a half-closed client still gets its whole echo (``writer.close()`` sends what is buffered
   first), and a reset ends only its own coroutine;
 - stop: while the loop runs, SIGTERM and SIGINT reach ``stop()`` through the loop's own
@@ -26,6 +29,7 @@ What echolab adds to the textbook ``asyncio.start_server`` echo:
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import signal
 import socket
@@ -39,6 +43,8 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class CoroutineServer(EchoServer):
     """Runs the accept callback and the connection coroutines on ``new_event_loop()``'s loop."""
 
+    family = "coroutines"
+
     @abstractmethod
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """The event loop this variant teaches."""
@@ -49,6 +55,8 @@ class CoroutineServer(EchoServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.transports: set[asyncio.WriteTransport] = set()  # buffers count as unsent
+        self._accept_again: asyncio.TimerHandle | None = None
 
     def serve(self) -> None:
         self._runner.run(self._serve())
@@ -64,6 +72,24 @@ class CoroutineServer(EchoServer):
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 self._loop.call_soon_threadsafe(self._finish)
+
+    def pause_accepting(self, seconds: float) -> None:
+        """Stop watching the listener, and watch it again in ``seconds`` (on the loop's thread)."""
+        listening_fd = self.listener.fileno()
+        self._loop.remove_reader(listening_fd)
+        self._accept_again = self._loop.call_later(
+            seconds, self._loop.add_reader, listening_fd, self._accept_ready
+        )
+
+    def unsent_bytes(self) -> int:
+        """Also what the transports hold, read on the loop's thread (from any other)."""
+        if self._loop is None:  # not serving yet: no transport
+            return super().unsent_bytes()
+        held: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._loop.call_soon_threadsafe(
+            lambda: held.set_result(sum(t.get_write_buffer_size() for t in self.transports))
+        )
+        return super().unsent_bytes() + held.result()
 
     def close_connections(self) -> None:
         # Runner.close() cancels every task still running (the connection coroutines, whose
@@ -88,6 +114,8 @@ class CoroutineServer(EchoServer):
             for sig, handler in core_handlers.items():  # the core's again: repeats are ignored
                 self._loop.remove_signal_handler(sig)
                 signal.signal(sig, handler)
+            if self._accept_again is not None:
+                self._accept_again.cancel()
             self._loop.remove_reader(listening_fd)
 
     def _finish(self, error: BaseException | None = None) -> None:
@@ -116,6 +144,7 @@ class CoroutineServer(EchoServer):
         try:
             reader, writer = await asyncio.open_connection(sock=conn)
             writer.transport.set_write_buffer_limits(high=self.settings.output_cap)
+            self.transports.add(writer.transport)
             while data := await reader.read(self.settings.recv_size):
                 self.received(data)
                 writer.write(data)
@@ -127,5 +156,6 @@ class CoroutineServer(EchoServer):
             self.log.line(f"Connection from {addr} ended: {describe(error)}")
         finally:
             if writer is not None:
+                self.transports.discard(writer.transport)
                 writer.transport.abort()  # at shutdown: drop what the client has not taken
             self.release(conn)

@@ -1,11 +1,32 @@
-"""What the server counts: the tutorial's message counter, and exact traffic totals."""
+"""What the server counts: the tutorial's message counter, and exact traffic totals.
+
+Both keep their counts in ``cells``, a sequence of ints they are given: a list in one process,
+memory that every process maps in prefork (see ``EchoServer.make_cells``). The code that counts
+is the same either way.
+"""
 
 import contextlib
 import threading
 import time
+from collections.abc import MutableSequence
 from contextlib import AbstractContextManager
 
 from .log import Log
+
+Cells = MutableSequence[int]
+
+
+class _Cell:
+    """An int attribute kept in its object's ``cells``, at the place its name has in FIELDS."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.index = owner.FIELDS.index(name)
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.cells[self.index]
+
+    def __set__(self, obj, value: int) -> None:
+        obj.cells[self.index] = value
 
 
 class MessageCounter:
@@ -19,18 +40,19 @@ class MessageCounter:
     order the messages were counted.
     """
 
-    # Counts start from class defaults, not from assignments in __init__, so that a subclass can
-    # keep them elsewhere (prefork: in memory shared by its processes) without resetting them.
-    value = 0
+    FIELDS = ("value",)
+    value = _Cell()
 
     def __init__(
         self,
         log: Log,
+        cells: Cells | None = None,
         *,
         work_delay: float = 0.0,
         guard: AbstractContextManager[object] | None = None,
     ) -> None:
         self._log = log
+        self.cells = cells if cells is not None else [0] * len(self.FIELDS)
         self._work_delay = work_delay
         self._guard = guard if guard is not None else contextlib.nullcontext()
 
@@ -52,42 +74,46 @@ class MessageCounter:
 class Traffic:
     """Exact totals of bytes and connections, shared by every variant (always under a lock)."""
 
-    bytes_received = 0  # class defaults, as MessageCounter.value
-    bytes_sent = 0
-    connections_total = 0
-    connections_current = 0
-    connections_refused = 0
+    FIELDS = (
+        "bytes_received",
+        "bytes_sent",
+        "connections_total",
+        "connections_current",
+        "connections_refused",
+    )
+    bytes_received = _Cell()
+    bytes_sent = _Cell()
+    connections_total = _Cell()
+    connections_current = _Cell()
+    connections_refused = _Cell()
 
-    def __init__(self, lock: AbstractContextManager[object] | None = None) -> None:
-        self._lock = lock if lock is not None else threading.Lock()
+    def __init__(
+        self, cells: Cells | None = None, lock: AbstractContextManager[object] | None = None
+    ) -> None:
+        self.cells = cells if cells is not None else [0] * len(self.FIELDS)
+        self.lock = lock if lock is not None else threading.Lock()
 
     def received(self, nbytes: int) -> None:
-        with self._lock:
+        with self.lock:
             self.bytes_received += nbytes
 
     def sent(self, nbytes: int) -> None:
-        with self._lock:
+        with self.lock:
             self.bytes_sent += nbytes
 
     def opened(self) -> None:
-        with self._lock:
+        with self.lock:
             self.connections_total += 1
             self.connections_current += 1
 
     def closed(self) -> None:
-        with self._lock:
+        with self.lock:
             self.connections_current -= 1
 
     def refused(self) -> None:
-        with self._lock:
+        with self.lock:
             self.connections_refused += 1
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "bytes_received": self.bytes_received,
-                "bytes_sent": self.bytes_sent,
-                "connections_total": self.connections_total,
-                "connections_current": self.connections_current,
-                "connections_refused": self.connections_refused,
-            }
+        with self.lock:
+            return dict(zip(self.FIELDS, self.cells, strict=True))

@@ -1,7 +1,10 @@
 """The event-loop family: one thread, one loop over ready sockets, per-connection output buffers.
 
 The loop is written once; the variants differ only in how they ask the kernel which sockets
-are ready (``Readiness``: select, poll, epoll), as ``selectors`` does with its selector classes.
+are ready (``Readiness``: select, poll, epoll), as in ``selectors``: one abstract base, the
+event constants defined once (``selectors.EVENT_READ``/``EVENT_WRITE``, reused here), and
+poll and epoll served by one poll-like class that differs only in its kernel object and flags
+(``selectors._PollLikeSelector``).
 
 What the loop does that the tutorial's loops do not:
 - it tries each echo at once and asks for write-readiness only when the kernel's send
@@ -9,17 +12,19 @@ What the loop does that the tutorial's loops do not:
 - a client that resets, or closes while its echo is pending, closes only its own connection;
 - a half-closed client (shutdown(SHUT_WR)) still gets its whole echo before the server closes;
 - backpressure: past ``--output-cap`` unsent bytes the server stops reading from that client
-  until its buffer drains, so a client that never reads cannot make the server grow.
+  until its buffer drains, so a client that never reads cannot make the server grow;
+- out of descriptors (EMFILE), it stops watching the listener for a moment instead of
+  sleeping, so the clients it has keep being served.
 """
 
-import selectors
+import math
+import select
 import socket
+import time
 from abc import ABC, abstractmethod
+from selectors import EVENT_READ, EVENT_WRITE
 
 from .server import EchoServer, describe
-
-READ = 1
-WRITE = 2
 
 
 class Readiness(ABC):
@@ -27,17 +32,18 @@ class Readiness(ABC):
 
     @abstractmethod
     def watch(self, fd: int, events: int) -> None:
-        """Start watching ``fd`` for ``events`` (READ, WRITE or both), or change what is watched."""
+        """Start watching ``fd`` for ``events`` (EVENT_READ, EVENT_WRITE or both), or change
+        what it is watched for."""
 
     @abstractmethod
     def forget(self, fd: int) -> None:
         """Stop watching ``fd``; called before it is closed."""
 
     @abstractmethod
-    def wait(self) -> list[tuple[int, int]]:
-        """Block until something is ready; return (fd, events) pairs.
-
-        Errors and hang-ups count as READ, so that the next recv reports them."""
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        """Block until something is ready or ``timeout`` seconds (None: no limit) have passed;
+        return (fd, events) pairs. Errors and hang-ups count as ready, so that the next recv
+        or send reports them."""
 
     def refusal(self, fd: int) -> str | None:
         """Why this mechanism cannot watch ``fd``, or None if it can."""
@@ -45,6 +51,64 @@ class Readiness(ABC):
 
     def close(self) -> None:  # noqa: B027 - a hook: only some mechanisms hold a descriptor
         """Release the mechanism's own descriptor, if it has one."""
+
+
+class PollLikeReadiness(Readiness):
+    """poll and epoll: each socket is registered once and modified when its interest changes;
+    the kernel answers with (fd, flags). They differ only in the kernel object, its flags and
+    its timeout unit, which subclasses set (``selectors._PollLikeSelector``'s shape)."""
+
+    _poller_cls: type
+    _READ: int
+    _WRITE: int
+    _TICKS_PER_SECOND: int  # poll() takes milliseconds, epoll.poll() seconds
+
+    def __init__(self) -> None:
+        self._poller = self._poller_cls()
+        self._watched: set[int] = set()
+
+    def watch(self, fd: int, events: int) -> None:
+        flags = (self._READ if events & EVENT_READ else 0) | (
+            self._WRITE if events & EVENT_WRITE else 0
+        )
+        if fd in self._watched:
+            self._poller.modify(fd, flags)
+        else:
+            self._poller.register(fd, flags)
+            self._watched.add(fd)
+
+    def forget(self, fd: int) -> None:
+        self._watched.discard(fd)
+        self._poller.unregister(fd)
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        ticks = None if timeout is None else math.ceil(timeout * self._TICKS_PER_SECOND)
+        # Flags beyond the one asked for (hang-up, error) mean both: as selectors reads them.
+        return [
+            (
+                fd,
+                (EVENT_WRITE if flags & ~self._READ else 0)
+                | (EVENT_READ if flags & ~self._WRITE else 0),
+            )
+            for fd, flags in self._poller.poll(ticks)
+        ]
+
+
+class EpollReadiness(PollLikeReadiness):
+    """epoll: the kernel keeps the watched set, so a wait costs O(ready), not O(watched).
+
+    An epoll instance lives in the kernel and remembers what each socket is watched for, so
+    the loop stays as quick with 10,000 idle connections as with ten. (epoll and prefork's
+    workers use it; ``selectors.EpollSelector`` is the same few lines.)
+    """
+
+    _poller_cls = select.epoll
+    _READ = select.EPOLLIN
+    _WRITE = select.EPOLLOUT
+    _TICKS_PER_SECOND = 1
+
+    def close(self) -> None:
+        self._poller.close()
 
 
 class Connection:
@@ -57,11 +121,13 @@ class Connection:
         self.addr = addr
         self.outbox = bytearray()  # del outbox[:n] is O(1) amortised in CPython
         self.peer_done = False  # the client shut down its sending side
-        self.events = READ
+        self.events = EVENT_READ
 
 
 class EventLoopServer(EchoServer):
     """Runs the loop with the Readiness that ``make_readiness`` returns."""
+
+    family = "event loop"
 
     @abstractmethod
     def make_readiness(self) -> Readiness:
@@ -71,17 +137,30 @@ class EventLoopServer(EchoServer):
         super().__init__(*args, **kwargs)
         self._readiness = self.make_readiness()
         self._connections: dict[int, Connection] = {}
+        self._accept_again_at: float | None = None  # while the listener is not watched
 
     def serve(self) -> None:
         self.listener.setblocking(False)
         listening_fd = self.listener.fileno()
-        self._readiness.watch(listening_fd, READ)
+        self._readiness.watch(listening_fd, EVENT_READ)
         while True:
-            for fd, events in self._readiness.wait():
+            timeout = None
+            if self._accept_again_at is not None:
+                timeout = max(0.0, self._accept_again_at - time.monotonic())
+            for fd, events in self._readiness.wait(timeout):
                 if fd == listening_fd:
                     self._accept_ready()
                 elif (conn := self._connections.get(fd)) is not None:
                     self._service(conn, events)
+            if self._accept_again_at is not None and time.monotonic() >= self._accept_again_at:
+                self._accept_again_at = None
+                self._readiness.watch(listening_fd, EVENT_READ)
+
+    def pause_accepting(self, seconds: float) -> None:
+        """Stop watching the listener and watch it again in ``seconds``; everyone else is served
+        meanwhile."""
+        self._readiness.forget(self.listener.fileno())
+        self._accept_again_at = time.monotonic() + seconds
 
     def close_connections(self) -> None:
         for conn in list(self._connections.values()):
@@ -100,13 +179,13 @@ class EventLoopServer(EchoServer):
             sock, addr = accepted
             sock.setblocking(False)
             self._connections[sock.fileno()] = Connection(sock, addr)
-            self._readiness.watch(sock.fileno(), READ)
+            self._readiness.watch(sock.fileno(), EVENT_READ)
 
     def _service(self, conn: Connection, events: int) -> None:
         try:
-            if events & READ and conn.events & READ:
+            if events & EVENT_READ and conn.events & EVENT_READ:
                 self._read(conn)
-            if conn.outbox:  # echo at once; WRITE interest only when the kernel buffer is full
+            if conn.outbox:  # echo at once; write interest only when the kernel buffer is full
                 self._flush(conn)
         except OSError as error:
             self.log.line(f"Connection from {conn.addr} ended: {describe(error)}")
@@ -139,9 +218,9 @@ class EventLoopServer(EchoServer):
     def _update_interest(self, conn: Connection) -> None:
         wanted = 0
         if not conn.peer_done and len(conn.outbox) < self.settings.output_cap:
-            wanted |= READ
+            wanted |= EVENT_READ
         if conn.outbox:
-            wanted |= WRITE
+            wanted |= EVENT_WRITE
         if wanted != conn.events:
             conn.events = wanted
             self._readiness.watch(conn.sock.fileno(), wanted)
@@ -151,41 +230,3 @@ class EventLoopServer(EchoServer):
         self._readiness.forget(fd)
         del self._connections[fd]
         self.release(conn.sock)
-
-
-class SelectorReadiness(Readiness):
-    """Readiness through ``selectors.DefaultSelector``: the best mechanism here (epoll on Linux).
-
-    An epoll instance lives in the kernel and remembers what each socket is watched for, so
-    ``wait`` costs time in proportion to the sockets that are ready, not to all that are
-    watched: the loop stays as quick with 10,000 idle connections as with ten.
-    """
-
-    def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
-
-    def watch(self, fd: int, events: int) -> None:
-        mask = (selectors.EVENT_READ if events & READ else 0) | (
-            selectors.EVENT_WRITE if events & WRITE else 0
-        )
-        if fd in self._selector.get_map():
-            self._selector.modify(fd, mask)
-        else:
-            self._selector.register(fd, mask)
-
-    def forget(self, fd: int) -> None:
-        self._selector.unregister(fd)
-
-    def wait(self) -> list[tuple[int, int]]:
-        # selectors already reports errors and hang-ups as both readable and writable.
-        return [
-            (
-                key.fd,
-                (READ if mask & selectors.EVENT_READ else 0)
-                | (WRITE if mask & selectors.EVENT_WRITE else 0),
-            )
-            for key, mask in self._selector.select()
-        ]
-
-    def close(self) -> None:
-        self._selector.close()

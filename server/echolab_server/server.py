@@ -1,7 +1,8 @@
 """What every variant shares: the listening socket, counting, logging, limits, stats, shutdown.
 
 A variant is a subclass that says how connections are served (``serve``) and which message
-counter it keeps (``make_counter``); everything else is written once, here.
+counter it keeps (``make_counter``); everything else is written once, here. Its class also
+carries the facts about it that tests and the bench read (``variants.registry()``).
 """
 
 import contextlib
@@ -13,8 +14,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
-from .counters import MessageCounter, Traffic
+from .counters import Cells, MessageCounter, Traffic
 from .log import Log
 from .settings import Settings
 from .stats import StatsEndpoint
@@ -22,10 +24,15 @@ from .stats import StatsEndpoint
 # accept() failures that mean "out of a resource for now", not "the listener is broken".
 _ACCEPT_BACKOFF_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _SPARE_DESCRIPTORS = 32  # kept free under the open-file limit for logs, stats and the like
+_ACCEPT_RETRY_S = 0.1  # how long accepting pauses when the process is out of descriptors
 
 
 class ShutdownRequested(Exception):
     """Raised by ``accept`` once the server is stopping: it unwinds the variant's serve loop."""
+
+
+class ServerFailed(Exception):
+    """The server cannot go on (prefork: its workers do not start, or keep dying); exit non-zero."""
 
 
 @contextlib.contextmanager
@@ -84,7 +91,14 @@ class EchoServer(ABC):
     every socket and prints ``Shutting down gracefully...`` and the final totals.
     """
 
-    variant = ""
+    # What the variant is: set by each variant's class, read through variants.registry().
+    variant = ""  # its name: its module's, and its compose service's after "server-"
+    step = 0  # its number in the README's walk-through, and so its place in every list
+    family = ""  # the code it shares: blocking, event loop, coroutines, processes
+    counts_exactly = True  # False only where losing updates is the lesson (threads)
+    serves_at_once: int | None = None  # clients served at once, where the design fixes it
+    descriptor_ceiling: int | None = None  # the highest descriptor it can watch, if it has one
+    requires: tuple[str, ...] = ()  # packages beyond the standard library that it imports
     default_work_delay = 0.0
 
     def __init__(self, settings: Settings, log: Log | None = None) -> None:
@@ -93,8 +107,8 @@ class EchoServer(ABC):
         self.work_delay = (
             settings.work_delay if settings.work_delay is not None else self.default_work_delay
         )
-        self.traffic = Traffic()
-        self.messages = self.make_counter()
+        self.traffic = Traffic(self.make_cells(Traffic), self.make_lock())
+        self.messages = self.make_counter(self.make_cells(MessageCounter))
         self.ready = threading.Event()
         self.stopping = False
         self.listener = self.open_listener()
@@ -112,9 +126,22 @@ class EchoServer(ABC):
 
     # -- what a variant provides ------------------------------------------------------------
 
-    def make_counter(self) -> MessageCounter:
-        """The message counter; single-threaded variants need no guard, the default."""
-        return MessageCounter(self.log, work_delay=self.work_delay)
+    def make_cells(self, counting: type[MessageCounter | Traffic]) -> Cells:
+        """Where a counting class keeps its counts: a list here, in one process. (prefork's
+        processes count in memory they all map instead.)"""
+        return [0] * len(counting.FIELDS)
+
+    def make_lock(self) -> AbstractContextManager[object]:
+        """The lock around the traffic totals: a thread lock here, one process-shared in prefork."""
+        return threading.Lock()
+
+    def make_counter(self, cells: Cells) -> MessageCounter:
+        """The message counter, in ``cells``; a single thread needs no guard, the default."""
+        return MessageCounter(self.log, cells, work_delay=self.work_delay)
+
+    def start(self) -> None:  # noqa: B027 - a hook: only prefork has something to start
+        """Start what runs beside the listener before the server says it is ready (prefork: its
+        workers); raise ServerFailed if that cannot be done."""
 
     @abstractmethod
     def serve(self) -> None:
@@ -145,10 +172,14 @@ class EchoServer(ABC):
         return listener
 
     def serve_until_signalled(self) -> None:
+        """Serve until SIGTERM or SIGINT; ServerFailed passes through, everything closed."""
+        started = False
         with stop_on_signals(self.stop):
             try:
                 if self.stats is not None:
                     self.stats.start()
+                self.start()
+                started = True
                 self.log.line(f"Starting server on {self.settings.host!r} port {self.port}")
                 self.ready.set()
                 self.serve()
@@ -158,15 +189,17 @@ class EchoServer(ABC):
                 self.ready.clear()
                 self.listener.close()
                 self.close_connections()
-                self.log.line(self.final_totals())
+                if started:
+                    self.log.line(self.final_totals())
                 if self.stats is not None:
                     self.stats.close()
 
     def accept(self, listener: socket.socket | None = None) -> tuple[socket.socket, tuple] | None:
         """Accept one connection and admit it, or return None if it was refused or failed.
 
-        Running out of file descriptors must not end the server: it logs, backs off briefly
-        (so that a full descriptor table does not spin the loop) and carries on.
+        Running out of file descriptors must not end the server: it logs, pauses accepting for
+        a moment (``pause_accepting``: a full descriptor table must not spin the loop) and
+        carries on.
         """
         try:
             conn, addr = (listener or self.listener).accept()
@@ -179,12 +212,25 @@ class EchoServer(ABC):
                 if error.errno == errno.ECONNABORTED:
                     return None
                 raise
-            self.log.line(f"Cannot accept a connection: {describe(error)}; retrying shortly")
-            time.sleep(0.1)
+            self.log.line(
+                f"Cannot accept a connection: {describe(error)}; retrying in {_ACCEPT_RETRY_S} s"
+            )
+            self.pause_accepting(_ACCEPT_RETRY_S)
             return None
         if not self.admit(conn, addr):
             return None
         return conn, addr
+
+    def pause_accepting(self, seconds: float) -> None:
+        """Accept nothing for ``seconds``. Here the accepting thread sleeps, which stalls no
+        one else; a loop that serves every client (event loop, coroutines) stops watching the
+        listener instead and watches it again later, as asyncio's own loop does."""
+        time.sleep(seconds)
+
+    def unsent_bytes(self) -> int:
+        """Echo bytes taken from clients and not yet handed to the kernel: what backpressure
+        (``--output-cap``) bounds."""
+        return self.traffic.bytes_received - self.traffic.bytes_sent
 
     def admit(self, conn: socket.socket, addr: tuple) -> bool:
         """Count a new connection, or close it with a log line saying why it was refused."""

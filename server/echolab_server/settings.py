@@ -7,7 +7,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .variants import VARIANTS
+from .variants import variant_names
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ _port = _bounded_int(1, 65535)
 
 # One row per option: (option, environment variable that supplies its default, type, help).
 _OPTIONS = (
-    ("variant", "ECHOLAB_VARIANT", str, f"one of: {', '.join(VARIANTS)}"),
+    ("variant", "ECHOLAB_VARIANT", str, "one of: {variants}"),
     ("host", "ECHOLAB_BIND", str, "address to listen on (default 0.0.0.0)"),
     ("port", "ECHOLAB_PORT", _port, "echo port (default 12345)"),
     ("stats-port", "ECHOLAB_STATS_PORT", _port, "HTTP stats port (default 8080)"),
@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     for option, variable, convert, text in _OPTIONS:
         # A yes/no option also works as a bare flag: --quiet means --quiet 1.
         bare = {"nargs": "?", "const": True} if convert is _flag else {}
+        text = text.format(variants=", ".join(variant_names()))
         parser.add_argument(f"--{option}", type=convert, help=f"{text} [{variable}]", **bare)
     return parser
 
@@ -136,8 +137,9 @@ def parse_settings(argv: Sequence[str] | None, environ: Mapping[str, str] = os.e
                 values[name] = convert(environ[variable])
             except argparse.ArgumentTypeError as error:
                 parser.error(f"{variable}: {error}")
+    variants = ", ".join(variant_names())
     if "variant" not in values:
-        parser.error(f"choose a variant with --variant or ECHOLAB_VARIANT: {', '.join(VARIANTS)}")
-    if values["variant"] not in VARIANTS:
-        parser.error(f"unknown variant {values['variant']!r}: choose one of {', '.join(VARIANTS)}")
+        parser.error(f"choose a variant with --variant or ECHOLAB_VARIANT: {variants}")
+    if values["variant"] not in variant_names():
+        parser.error(f"unknown variant {values['variant']!r}: choose one of {variants}")
     return Settings(**values)

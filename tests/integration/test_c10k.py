@@ -9,21 +9,23 @@ import json
 import os
 
 import pytest
-from conftest import Lab
+from echolab_server.variants import TUTORIAL_STEPS
+
+from .lab import Lab, one_per_family
 
 CONNECTIONS = int(os.environ.get("ECHOLAB_C10K", "2000"))
 HOLD_S = 10  # long enough to read the server's stats while every connection is open
 
 
-@pytest.mark.parametrize("variant", ["epoll", "asyncio", "prefork"])
+# The models beyond the tutorial, one of each family: epoll, asyncio, prefork.
+@pytest.mark.parametrize("variant", one_per_family(lambda server: server.step > TUTORIAL_STEPS))
 def test_holds_many_connections_at_once_each_served(lab: Lab, variant: str) -> None:
     service = f"server-{variant}"
     lab.fresh(service)
-    loadgen = lab.start(
+    with lab.start(
         "loadgen", "--target", service, "--idle", str(CONNECTIONS), "--hold", str(HOLD_S),
         "--timeout", "10", "--json",
-    )  # fmt: skip
-    try:
+    ) as loadgen:  # fmt: skip
         held = json.loads(loadgen.stdout.readline())  # printed once all are open, before the hold
         assert held["idle_open"] == CONNECTIONS, held["idle_failure"]
         stats = lab.stats(service)
@@ -31,10 +33,7 @@ def test_holds_many_connections_at_once_each_served(lab: Lab, variant: str) -> N
         assert stats["connections_refused"] == 0
         assert stats["bytes_received"] == stats["bytes_sent"] == CONNECTIONS  # one ping each
         _, err = loadgen.communicate(timeout=HOLD_S + 60)
-        assert loadgen.returncode == 0, err
-    finally:
-        if loadgen.poll() is None:
-            loadgen.kill()
+    assert loadgen.returncode == 0, err
     lab.wait_for(
         lambda: lab.stats(service)["connections_current"] == 0, f"{service} to close them all"
     )

@@ -1,6 +1,7 @@
 """Where the container matters (issue 4): descriptor limits, the connection cap, a storm from
 loadgen, restarts and network faults, and the hardening every container must really have."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -10,19 +11,24 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import ROOT, VARIANTS, Lab
+from echolab_server.variants import registry
+
+from .lab import VARIANTS, Lab, compose_config, one_per_family, summary
 
 SERVERS = [f"server-{variant}" for variant in VARIANTS]
 TOOLS = ["client", "netcat", "loadgen"]
-# Past FD_SETSIZE: select, and one variant of each other family (lock and condition accept as
-# threads does, epoll and prefork's workers run poll's loop, uvloop runs asyncio's code); simple
-# and pool serve one and ten connections at a time by design, so idle ones past those wait.
-PAST_FD_SETSIZE = ["select", "threads", "poll", "asyncio", "prefork"]
+# One variant of each family stands for the family's shared code (lock and condition accept as
+# threads does, epoll and prefork's workers run poll's loop, uvloop runs asyncio's code); not
+# simple and pool, which serve one and ten connections at a time by design (idle ones past
+# those wait), nor select with its descriptor ceiling, which is checked on its own.
+FAMILIES = one_per_family(
+    lambda server: server.serves_at_once is None and server.descriptor_ceiling is None
+)
+WITH_A_CEILING = [name for name, server in registry().items() if server.descriptor_ceiling]
 STORM_CLIENTS, STORM_REPEAT = 10, 500  # 5,000 connect-send-close cycles
 # Servers without the tutorial's 0.1 s of simulated work per message (with it, lock would take
 # 500 s over a storm) and without a log line per message.
 UNHURRIED = {"ECHOLAB_WORK_DELAY": "0", "ECHOLAB_QUIET": "1"}
-SUMMARY = re.compile(r"Summary: sent (\d+), echoed (\d+), mismatched (\d+), failed (\d+)")
 FAILURE_LINE = re.compile(r"Connection \d+ failed: [^\n]+")
 
 
@@ -43,11 +49,7 @@ def usual_servers_after(lab: Lab) -> Iterator[None]:
 
 
 def test_compose_yaml_hardens_every_service_and_publishes_on_loopback_only() -> None:
-    command = ["docker", "compose", "-f", "compose.yaml", "--profile", "tools", "config"]
-    config = subprocess.run(
-        [*command, "--format", "json"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    services = json.loads(config.stdout)["services"]
+    services = compose_config("--profile", "tools")["services"]
     assert set(services) >= {*SERVERS, *TOOLS}
     for name, service in services.items():
         assert service.get("read_only") is True, name
@@ -115,7 +117,7 @@ def test_tool_containers_are_confined(lab: Lab, service: str) -> None:
 # -- limits ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["threads", "poll", "asyncio", "prefork"])
+@pytest.mark.parametrize("variant", FAMILIES)
 def test_the_connection_cap_refuses_with_a_log_line_in_a_container(lab: Lab, variant: str) -> None:
     name = f"capped-{variant}-{uuid.uuid4().hex[:6]}"
     lab.compose_run(
@@ -147,13 +149,13 @@ def _health(container: str) -> str:
     ).stdout.strip()
 
 
-@pytest.mark.parametrize("variant", PAST_FD_SETSIZE)
+@pytest.mark.parametrize("variant", WITH_A_CEILING + FAMILIES)
 def test_past_fd_setsize_select_refuses_and_the_others_accept(lab: Lab, variant: str) -> None:
     service = f"server-{variant}"
     lab.fresh(service, env=UNHURRIED)
     code, result = loadgen_json(lab, "--target", service, "--idle", "1100")
     log = lab.logs(service)
-    if variant == "select":
+    if variant in WITH_A_CEILING:
         assert code == 1
         assert 1000 < result["idle_open"] < 1024
         assert "past select()'s FD_SETSIZE ceiling (1024)" in log
@@ -198,7 +200,7 @@ def test_a_storm_of_5000_connections_every_echo_exact(storms: dict, variant: str
     assert (result["sent"], result["echoed"], result["errors"]) == (cycles, cycles, 0)
     assert stats["connections_total"] == cycles
     assert stats["bytes_received"] == stats["bytes_sent"] == cycles * len("Hello, world")
-    if variant != "threads":  # its unguarded counter may lose updates: the lesson
+    if registry()[variant].counts_exactly:  # else losing updates is the lesson
         assert stats["messages"] == cycles
 
 
@@ -211,11 +213,12 @@ class BackgroundClient:
     def __init__(self, lab: Lab, service: str) -> None:
         self.lab = lab
         self.name = f"client-{uuid.uuid4().hex[:8]}"
+        self._running = contextlib.ExitStack()
         # Bounded, and long enough to outlast the fault: the test interrupts it with Ctrl-C.
-        self.process = lab.start(
+        self.process = self._running.enter_context(lab.start(
             "client", "--host", service, "--repeat", "100000", "--quiet", "--timeout", "2",
             name=self.name,
-        )  # fmt: skip
+        ))  # fmt: skip
         self.problems: list[str] = []
         self._reader = threading.Thread(target=self._read_problems, daemon=True)
         self._reader.start()
@@ -234,12 +237,10 @@ class BackgroundClient:
         subprocess.run(["docker", "kill", "--signal", "INT", self.name], capture_output=True)
         try:
             code = self.process.wait(timeout=30)
+            self._reader.join(10)
+            return code, self.process.stdout.read()
         finally:
-            subprocess.run(["docker", "rm", "--force", self.name], capture_output=True)
-            if self.process.poll() is None:
-                self.process.kill()
-        self._reader.join(10)
-        return code, self.process.stdout.read()
+            self._running.close()  # kills it and its container if Ctrl-C did not end it
 
 
 def _served_since_start(lab: Lab, service: str, at_least: int, younger_than: float) -> bool:
@@ -268,7 +269,7 @@ def test_a_restart_fails_connections_clearly_then_the_client_is_served(
         lab.wait_for(lambda: _health(lab.container(service)) == "healthy", "healthy again")
     finally:
         code, out = client.interrupt()
-    sent, echoed, mismatched, failed = (int(n) for n in SUMMARY.search(out).groups())
+    sent, echoed, mismatched, failed = summary(out)
     assert code == 130
     assert failed > 0, "connections during the restart must be reported failed"
     assert echoed + failed in (sent, sent - 1)  # the one Ctrl-C cut short is in sent only
@@ -293,6 +294,6 @@ def test_a_client_cut_off_the_network_fails_in_one_line_and_never_hangs(lab: Lab
     finally:
         code, out = client.interrupt()
     assert code == 130
-    assert SUMMARY.search(out), out
+    summary(out)  # it ends with its summary line
     assert client.problems
     assert client.odd_lines() == []

@@ -10,7 +10,7 @@ import os
 import subprocess
 import uuid
 
-from conftest import ROOT, Lab
+from .lab import Lab, compose_config
 
 
 def unbounded(log_config: dict) -> str | None:
@@ -29,26 +29,9 @@ def unbounded(log_config: dict) -> str | None:
 
 def declared() -> dict[str, dict]:
     """Each service's logging as compose.yaml declares it, tools included."""
-    config = subprocess.run(
-        [
-            "docker",
-            "compose",
-            "-f",
-            "compose.yaml",
-            "--profile",
-            "tools",
-            "config",
-            "--format",
-            "json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     return {
         name: spec.get("logging", {})
-        for name, spec in json.loads(config.stdout)["services"].items()
+        for name, spec in compose_config("--profile", "tools")["services"].items()
     }
 
 

@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
-from conftest import VARIANTS, Lab
 from echolab_server.stats import DEADLINE, MAX_OPEN, PROBLEM_WINDOW
+
+from .lab import VARIANTS, Lab
 
 FLOOD = int(os.environ.get("ECHOLAB_STATS_FLOOD", "2000"))
 AT_ONCE = 4  # variants sieged at the same time: the host's open-file limit is 20,000 here

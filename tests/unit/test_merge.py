@@ -7,7 +7,8 @@ import random
 import pytest
 from echolab_loadgen.histogram import LatencyRecorder
 from echolab_loadgen.merge import main, merge, server_counts
-from test_loadgen import run_json, serve  # noqa: F401 (serve is a fixture)
+
+from .test_loadgen import run_json, serve  # noqa: F401 (serve is a fixture)
 
 
 def report(samples, **counts):

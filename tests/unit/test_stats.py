@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import DEADLINE
 from echolab_server import stats
 from echolab_server.log import Log
 from echolab_server.stats import StatsEndpoint
+
+from .inprocess import DEADLINE
 
 SNAPSHOT = {
     "variant": "poll",

@@ -3,16 +3,17 @@
 import re
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import (
-    BEYOND_VARIANTS,
+from echolab_server.variants import registry, variant_names
+
+from .inprocess import (
     DEADLINE,
     closed_by_server,
     connect,
     echo_once,
+    eventually,
     recv_exactly,
     run_server,
 )
@@ -40,15 +41,13 @@ def _two_loops(count: int):
             runs = [loops.submit(lambda: [echo_once(server) for _ in range(count)]) for _ in "ab"]
             echoes = [echo for run in runs for echo in run.result(timeout=60)]
         assert echoes == [b"Hello, world"] * (2 * count)
-        assert _eventually(lambda: server.traffic.connections_current == 0)
+        assert eventually(lambda: server.traffic.connections_current == 0)
         return server.snapshot()
 
     return drive
 
 
-@pytest.mark.parametrize(
-    "variant", ["simple", "lock", "condition", "select", "poll", "pool", *BEYOND_VARIANTS]
-)
+@pytest.mark.parametrize("variant", variant_names(lambda server: server.counts_exactly))
 def test_exact_variants_count_every_message(variant: str) -> None:
     run = run_server(variant, _two_loops(20), work_delay=0.002)
 
@@ -61,14 +60,15 @@ def test_exact_variants_count_every_message(variant: str) -> None:
     assert totals == list(range(1, 41)), "totals must print whole and in counting order"
 
 
-def test_threads_variant_loses_updates_to_the_race() -> None:
-    run = run_server("threads", _two_loops(20), work_delay=0.05)
+@pytest.mark.parametrize("variant", variant_names(lambda server: not server.counts_exactly))
+def test_the_racy_variant_loses_updates(variant: str) -> None:
+    run = run_server(variant, _two_loops(20), work_delay=0.05)
 
     stats = run.result
     assert stats["bytes_received"] == 40 * 12, "every message did arrive"
     assert stats["connections_total"] == 40
     lost = 40 - stats["messages"]
-    print(f"threads: sent 40, counted {stats['messages']}, lost updates {lost}")
+    print(f"{variant}: sent 40, counted {stats['messages']}, lost updates {lost}")
     assert lost > 0, "two overlapping clients must lose increments: the tutorial's race"
 
 
@@ -99,6 +99,8 @@ def test_simple_serves_one_connection_at_a_time() -> None:
 
 
 def test_pool_serves_at_most_its_workers_at_once() -> None:
+    assert registry()["pool"].serves_at_once == 10, "the tutorial's pool has 10 workers"
+
     def drive(server):
         held = [connect(server) for _ in range(4)]
         for sock in held:  # an echo proves a worker is serving that connection
@@ -174,9 +176,7 @@ def test_log_lines_never_splice_under_concurrent_clients() -> None:
     assert all(pattern.fullmatch(line) for line in per_message)
 
 
-@pytest.mark.parametrize(
-    "variant", ["threads", "lock", "condition", "select", "poll", *BEYOND_VARIANTS]
-)
+@pytest.mark.parametrize("variant", variant_names(lambda server: server.serves_at_once is None))
 def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> None:
     def drive(server):
         held = [connect(server) for _ in range(2)]
@@ -186,7 +186,7 @@ def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> N
         with connect(server) as refused:
             assert closed_by_server(refused)
         held.pop().close()
-        assert _eventually(lambda: server.traffic.connections_current == 1)
+        assert eventually(lambda: server.traffic.connections_current == 1)
         echo = echo_once(server)
         held[0].close()
         return echo
@@ -195,16 +195,6 @@ def test_connection_limit_refuses_newcomers_and_keeps_serving(variant: str) -> N
     assert run.result == b"Hello, world"
     assert any("Refusing connection from" in line and "limit 2" in line for line in run.lines())
     assert run.server.traffic.connections_refused == 1
-
-
-def _eventually(condition, deadline: float = DEADLINE) -> bool:
-    """Poll for a state the server reaches on its own (it notices closed sockets asynchronously)."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_stats_endpoint_answers_json_metrics_and_health() -> None:

@@ -1,28 +1,65 @@
-"""The variants, by name: each is one module with one server class, importing only the core."""
+"""The variants: one module each, with one server class that carries the facts about it.
 
+The registry is found, not listed: each module here defines one ``EchoServer`` subclass whose
+``variant`` is the module's name, and its class attributes say what tests and the bench need to
+know (``step``, ``family``, ``counts_exactly``, ``serves_at_once``, ``descriptor_ceiling``,
+``requires``: see ``EchoServer``). Importing them needs nothing beyond the standard library (a
+variant imports what it ``requires`` only when it runs), so the host-side bench and the tests
+read the same registry. Adding a variant is its module, its compose service, its README step.
+"""
+
+import functools
 import importlib
+import pkgutil
+from collections.abc import Callable
 
-VARIANTS = {
-    "simple": "SimpleServer",
-    "threads": "ThreadsServer",
-    "lock": "LockServer",
-    "condition": "ConditionServer",
-    "select": "SelectServer",
-    "poll": "PollServer",
-    "pool": "PoolServer",
-    "epoll": "EpollServer",
-    "asyncio": "AsyncioServer",
-    "uvloop": "UvloopServer",
-    "protocol": "ProtocolServer",
-    "prefork": "PreforkServer",
-}
+TUTORIAL_STEPS = 7  # steps 1 to 7 are the tutorial's own variants; later steps go beyond it
 
 
 class VariantUnavailable(Exception):
-    """Raised when a variant's module is imported where the variant cannot run (uvloop missing)."""
+    """Raised when a variant is chosen where it cannot run (uvloop missing, say)."""
+
+
+@functools.cache
+def registry() -> dict[str, type]:
+    """Every variant's class by name, in the order of the README's walk-through (``step``)."""
+    from ..server import EchoServer  # the core imports settings, which imports this package
+
+    found = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        [server] = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, EchoServer)
+            and value.__module__ == module.__name__
+            and value.variant
+        ]
+        if server.variant != module_info.name or server.step <= 0:
+            raise TypeError(f"{server.__qualname__}: variant must be its module's name, step > 0")
+        found[server.variant] = server
+    steps = sorted(server.step for server in found.values())
+    if steps != list(range(1, len(found) + 1)):
+        raise TypeError(f"variant steps must run 1, 2, ... without gaps or repeats: {steps}")
+    return dict(sorted(found.items(), key=lambda item: item[1].step))
+
+
+def variant_names(where: Callable[[type], bool] = lambda server: True) -> list[str]:
+    """The names of the variants whose class satisfies ``where``, in walk-through order."""
+    return [name for name, server in registry().items() if where(server)]
 
 
 def server_class(variant: str) -> type:
-    """Import a variant's module only when it is chosen (uvloop, say, may be missing)."""
-    module = importlib.import_module(f"{__name__}.{variant}")
-    return getattr(module, VARIANTS[variant])
+    """The variant's class, once what it ``requires`` beyond the standard library imports."""
+    server = registry()[variant]
+    for package in server.requires:
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise VariantUnavailable(
+                f"the {variant} variant needs the {package} package, which cannot be imported "
+                f"here ({error}); for the image, run `make wheels` on the host and rebuild "
+                f"(make build); elsewhere, pip install {package}"
+            ) from None
+    return server

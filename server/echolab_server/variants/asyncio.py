@@ -21,6 +21,7 @@ from ..coroutines import CoroutineServer
 
 class AsyncioServer(CoroutineServer):
     variant = "asyncio"
+    step = 9
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()

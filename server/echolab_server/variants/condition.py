@@ -12,7 +12,7 @@ has spoken (a second wait on the same condition), so the announcement lands righ
 import threading
 
 from ..blocking import ThreadPerConnectionServer
-from ..counters import MessageCounter
+from ..counters import Cells, MessageCounter
 from ..log import Log
 
 _ANNOUNCE_DEADLINE = 1.0  # seconds the counting thread waits for the watcher, at most
@@ -21,8 +21,8 @@ _ANNOUNCE_DEADLINE = 1.0  # seconds the counting thread waits for the watcher, a
 class MilestoneCounter(MessageCounter):
     """A locked counter that wakes a watcher when the total reaches ``milestone``."""
 
-    def __init__(self, log: Log, *, work_delay: float, milestone: int) -> None:
-        super().__init__(log, work_delay=work_delay, guard=threading.Lock())
+    def __init__(self, log: Log, cells: Cells, *, work_delay: float, milestone: int) -> None:
+        super().__init__(log, cells, work_delay=work_delay, guard=threading.Lock())
         self.milestone = milestone
         self.reached = threading.Condition()
         self.announced = False
@@ -45,11 +45,12 @@ class MilestoneCounter(MessageCounter):
 
 class ConditionServer(ThreadPerConnectionServer):
     variant = "condition"
+    step = 4
     default_work_delay = 0.1
 
-    def make_counter(self) -> MilestoneCounter:
+    def make_counter(self, cells: Cells) -> MilestoneCounter:
         return MilestoneCounter(
-            self.log, work_delay=self.work_delay, milestone=self.settings.milestone
+            self.log, cells, work_delay=self.work_delay, milestone=self.settings.milestone
         )
 
     def serve(self) -> None:

@@ -11,34 +11,19 @@ when I can read *or* write. echolab asks for POLLOUT only while an echo is waiti
 
 import select
 
-from ..eventloop import READ, WRITE, EventLoopServer, Readiness
+from ..eventloop import EventLoopServer, PollLikeReadiness
 
 
-class PollReadiness(Readiness):
-    def __init__(self) -> None:
-        self._poll = select.poll()
-
-    def watch(self, fd: int, events: int) -> None:
-        mask = (select.POLLIN if events & READ else 0) | (select.POLLOUT if events & WRITE else 0)
-        self._poll.register(fd, mask)  # registering again modifies
-
-    def forget(self, fd: int) -> None:
-        self._poll.unregister(fd)
-
-    def wait(self) -> list[tuple[int, int]]:
-        # POLLHUP, POLLERR and POLLNVAL come unasked: report them as READ so that the next
-        # recv (or send) says what happened, as selectors.PollSelector does.
-        return [
-            (
-                fd,
-                (WRITE if flags & select.POLLOUT else 0) | (READ if flags & ~select.POLLOUT else 0),
-            )
-            for fd, flags in self._poll.poll()
-        ]
+class PollReadiness(PollLikeReadiness):
+    _poller_cls = select.poll
+    _READ = select.POLLIN
+    _WRITE = select.POLLOUT
+    _TICKS_PER_SECOND = 1000
 
 
 class PollServer(EventLoopServer):
     variant = "poll"
+    step = 6
 
     def make_readiness(self) -> PollReadiness:
         return PollReadiness()

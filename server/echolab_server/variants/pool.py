@@ -8,18 +8,16 @@ under CPython's GIL, and keeps every message ever received. echolab uses a lock 
 list grows without bound, and the tutorial itself warns that the GIL is no portable guarantee.
 """
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..blocking import BlockingEchoServer
-from ..counters import MessageCounter
+from ..settings import Settings
 
 
 class PoolServer(BlockingEchoServer):
     variant = "pool"
-
-    def make_counter(self) -> MessageCounter:
-        return MessageCounter(self.log, work_delay=self.work_delay, guard=threading.Lock())
+    step = 7
+    serves_at_once = Settings.workers  # by default; --workers sets it
 
     def serve(self) -> None:
         pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="worker")

@@ -49,6 +49,7 @@ class EchoProtocol(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(high=self.server.settings.output_cap)
         self.server.connections.add(self)
+        self.server.transports.add(transport)  # what it holds counts as unsent
 
     def data_received(self, data: bytes) -> None:
         size = self.recv_size
@@ -77,6 +78,7 @@ class EchoProtocol(asyncio.Protocol):
             return
         self.released = True
         if self.transport is not None:
+            self.server.transports.discard(self.transport)
             self.transport.abort()
         self.server.connections.discard(self)
         self.server.release(self.conn)
@@ -84,6 +86,7 @@ class EchoProtocol(asyncio.Protocol):
 
 class ProtocolServer(CoroutineServer):
     variant = "protocol"
+    step = 12
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -12,8 +12,9 @@ urgent bytes inline (SO_OOBINLINE) and lets recv and send report errors instead.
 """
 
 import select
+from selectors import EVENT_READ, EVENT_WRITE
 
-from ..eventloop import READ, WRITE, EventLoopServer, Readiness
+from ..eventloop import EventLoopServer, Readiness
 
 FD_SETSIZE = 1024
 
@@ -24,18 +25,18 @@ class SelectReadiness(Readiness):
         self._writers: set[int] = set()
 
     def watch(self, fd: int, events: int) -> None:
-        (self._readers.add if events & READ else self._readers.discard)(fd)
-        (self._writers.add if events & WRITE else self._writers.discard)(fd)
+        (self._readers.add if events & EVENT_READ else self._readers.discard)(fd)
+        (self._writers.add if events & EVENT_WRITE else self._writers.discard)(fd)
 
     def forget(self, fd: int) -> None:
         self._readers.discard(fd)
         self._writers.discard(fd)
 
-    def wait(self) -> list[tuple[int, int]]:
-        readable, writable, _ = select.select(self._readers, self._writers, [])
-        events = dict.fromkeys(readable, READ)
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        readable, writable, _ = select.select(self._readers, self._writers, [], timeout)
+        events = dict.fromkeys(readable, EVENT_READ)
         for fd in writable:
-            events[fd] = events.get(fd, 0) | WRITE
+            events[fd] = events.get(fd, 0) | EVENT_WRITE
         return list(events.items())
 
     def refusal(self, fd: int) -> str | None:
@@ -46,6 +47,8 @@ class SelectReadiness(Readiness):
 
 class SelectServer(EventLoopServer):
     variant = "select"
+    step = 5
+    descriptor_ceiling = FD_SETSIZE
 
     def make_readiness(self) -> SelectReadiness:
         return SelectReadiness()

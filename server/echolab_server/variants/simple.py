@@ -2,7 +2,7 @@
 
 The main thread runs the handler itself, so while one client is connected the next one is
 accepted by the kernel (it waits in the listen backlog) but gets no echo until the first
-disconnects. Single-threaded, so the counter needs no lock.
+disconnects.
 """
 
 from ..blocking import BlockingEchoServer
@@ -10,6 +10,8 @@ from ..blocking import BlockingEchoServer
 
 class SimpleServer(BlockingEchoServer):
     variant = "simple"
+    step = 1
+    serves_at_once = 1
 
     def serve(self) -> None:
         for conn, addr in self.accept_forever():

@@ -7,28 +7,22 @@ Node.js), so that part runs as C. What stays Python is the handler itself, the c
 logging: the difference between the two variants under the same load is what the loop costs.
 
 uvloop is the one package in the server image that is not from the standard library: the host
-downloads its wheel (``server/fetch-wheels``, run by ``make wheels``) and the image build
-unpacks it. Where it is missing, this variant stops at start with one line saying so.
+downloads its wheel (``make wheels``) and the image build unpacks it. Where it is missing, this
+variant stops at start with one line saying so (``requires``, checked by
+``variants.server_class``), and it is imported only when the variant runs.
 """
 
 import asyncio
-
-from . import VariantUnavailable
-
-try:
-    import uvloop
-except ImportError as error:
-    raise VariantUnavailable(
-        f"the uvloop variant needs the uvloop package, which cannot be imported here ({error}); "
-        "for the image, run server/fetch-wheels on the host and rebuild (make build); "
-        "elsewhere, pip install uvloop"
-    ) from None
 
 from ..coroutines import CoroutineServer
 
 
 class UvloopServer(CoroutineServer):
     variant = "uvloop"
+    step = 10
+    requires = ("uvloop",)
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        import uvloop
+
         return uvloop.new_event_loop()

@@ -1,0 +1,5 @@
+import sys
+
+from echolab_grade.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The lab's checks, in the order they run, each with its deadline and the lesson that explains it.
+
+Lessons are section titles of the README's walkthrough (and its hostile-clients table). Checks
+that talk to the server run in probe.py, in its network namespace; the rest (the count from its
+log, SIGTERM) the grader does from outside.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .target import Target
+
+HOSTILE = "Hostile clients, faults and hardening"
+SIMPLE = "1. simple: one connection at a time"
+THREADS = "2. threads: a thread per connection, and a race"
+POLL_BUG = "6. poll: the same loop, asked differently (and the tutorial's bug)"
+SHUTDOWN = "How the code is laid out"
+NC_LINES = "Hello\nStill here!\n"
+STOP_WITHIN = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    title: str
+    lesson: str
+    deadline: float  # seconds the whole check may take, probe container included
+    run: Callable[[Target, float], tuple[bool, str]]
+    needs_echo: bool = True  # not run if the tutorial's message got no echo: it would tell nothing
+
+
+def probed(check: str) -> Callable[[Target, float], tuple[bool, str]]:
+    def run(target: Target, deadline: float) -> tuple[bool, str]:
+        result = target.probe(check, deadline)
+        return result["passed"], result["saw"]
+
+    return run
+
+
+def log_lines(target: Target, deadline: float) -> tuple[bool, str]:
+    """The tutorial's lines for the message just echoed; the count check reads the last one."""
+    log = target.logs("stdout")
+    wanted = (
+        "Received new connection from",
+        "Received: b'Hello, world'",
+        "Total messages received:",
+    )
+    missing = [line for line in wanted if line not in log]
+    if missing:
+        return False, f"no line with {' / '.join(map(repr, missing))} in what it printed"
+    return True, "printed " + ", ".join(map(repr, wanted))
+
+
+def netcat(target: Target, deadline: float) -> tuple[bool, str]:
+    done = target.netcat(NC_LINES, deadline)
+    passed = done.returncode == 0 and done.stdout == NC_LINES
+    return passed, f"typed {NC_LINES!r}, nc printed {done.stdout!r} (exit {done.returncode})"
+
+
+def count(target: Target, deadline: float) -> tuple[bool, str]:
+    """Two loops of 100 at once, counted from the server's own ``Total messages received``."""
+    before = target.last_total() or 0
+    result = target.probe("count", deadline)
+    if "echoed" not in result:
+        return False, result["saw"]
+    after = target.last_total()
+    if after is None:
+        return False, f"{result['saw']}; the log has no 'Total messages received: N' line"
+    counted = after - before
+    lost = f": {200 - counted} lost updates" if counted < 200 else ""
+    saw = f"{result['saw']}; the server counted {counted}{lost}"
+    return counted == 200 and result["passed"], saw
+
+
+def sigterm(target: Target, deadline: float) -> tuple[bool, str]:
+    return target.terminate(STOP_WITHIN)
+
+
+CHECKS = (
+    Check("echo", "the tutorial's message echoed", POLL_BUG, 60, probed("echo"), False),
+    Check("log", "the tutorial's log lines for it", SIMPLE, 30, log_lines, False),
+    Check("bytes", "every byte value 0-255 echoed exactly", HOSTILE, 60, probed("bytes")),
+    Check("nc", "nc: two lines typed, both echoed", SIMPLE, 30, netcat),
+    Check("count", "two loops of 100 clients at once count 200", THREADS, 150, count),
+    Check(
+        "second",
+        "a second client served while a first stays connected",
+        SIMPLE,
+        60,
+        probed("second"),
+    ),
+    Check("halfclose", "half-close gets its whole echo", HOSTILE, 60, probed("halfclose")),
+    Check("reset", "a reset client does not end the server", HOSTILE, 60, probed("reset")),
+    Check(
+        "noread", "a client that never reads does not stop others", HOSTILE, 60, probed("noread")
+    ),
+    Check(
+        "idle", "200 idle connections, and a client is still served", HOSTILE, 60, probed("idle")
+    ),
+    Check("sigterm", f"SIGTERM ends it within {STOP_WITHIN:g} s", SHUTDOWN, 30, sigterm, False),
+)

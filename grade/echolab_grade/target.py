@@ -1,0 +1,213 @@
+"""One server under grading: a student's file or a lab variant, in a container compose starts.
+
+Everything goes through compose.yaml (services ``student``, ``server-<variant>``, ``grade-probe``,
+``grade-netcat``), so the hardening is written once, there. The grader only names containers:
+``docker compose run -d --name`` for the server, and probes that join its network namespace.
+"""
+
+import contextlib
+import json
+import os
+import re
+import select
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = re.compile(r"^Total messages received: (\d+)\s*$", re.M)
+
+
+# Compose creates the project's network on the first run; two first runs at once race to create
+# it and one fails. So a project's first server starts alone, and the others wait for it.
+STARTING = threading.Lock()
+NETWORKS: set[str] = set()  # projects whose network a successful start has made
+
+
+class ProbeTimeout(Exception):
+    """A probe ran past its deadline: the server hung, or the machine is far too busy."""
+
+
+@dataclass
+class Target:
+    """``name`` is what the report calls it; ``service`` and ``env`` say how compose runs it."""
+
+    name: str
+    service: str
+    project: str
+    env: dict[str, str] = field(default_factory=dict)
+    session: subprocess.Popen | None = field(default=None, repr=False)
+
+    @classmethod
+    def student(cls, path: Path, project: str) -> "Target":
+        return cls(path.stem, "student", project, {"ECHOLAB_STUDENT": str(path.resolve())})
+
+    @classmethod
+    def variant(cls, variant: str, project: str) -> "Target":
+        return cls(variant, f"server-{variant}", project)
+
+    @property
+    def container(self) -> str:
+        slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.name)
+        return f"{self.project}-{slug}"
+
+    def compose(self, *args: str, timeout: float, stdin: str | None = None, **env: str):
+        return subprocess.run(
+            ["docker", "compose", "-p", self.project, *args],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env, **env},
+        )
+
+    def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> str | None:
+        """Start the server; None, or why compose could not start it."""
+        self.remove()
+        run = ("run", "--detach", "--no-deps", "--name", self.container, self.service)
+        with STARTING:
+            done = None if self.project in NETWORKS else self.compose(*run, timeout=120)
+            if done is not None and done.returncode == 0:
+                NETWORKS.add(self.project)
+        done = done or self.compose(*run, timeout=120)
+        return None if done.returncode == 0 else last_line(done.stderr)
+
+    def restart(self) -> None:
+        """Start the server's container again; its probe must rejoin the new namespace."""
+        self.close_session()
+        self.docker("start", self.container)
+
+    def state(self) -> dict:
+        answer = self.docker("inspect", "--format", "{{json .State}}", self.container)
+        return json.loads(answer.stdout) if answer.returncode == 0 else {}
+
+    def running(self) -> bool:
+        return bool(self.state().get("Running"))
+
+    def exited(self) -> str:
+        """How the server ended: its exit code and its last log line."""
+        code = self.state().get("ExitCode")
+        return f"exited with code {code}: {last_line(self.logs()) or '(no output)'}"
+
+    def logs(self, stream: str = "both") -> str:
+        """What the server printed since it last started (a restart begins a new count)."""
+        since = self.state().get("StartedAt", "0")
+        answer = self.docker("logs", "--since", since, self.container)
+        return {"stdout": answer.stdout, "both": answer.stdout + answer.stderr}[stream]
+
+    def last_total(self) -> int | None:
+        """The last ``Total messages received: N`` the server printed, as the tutorial reads it."""
+        totals = TOTAL.findall(self.logs("stdout"))
+        return int(totals[-1]) if totals else None
+
+    @property
+    def prober(self) -> str:
+        return f"{self.container}-probe"
+
+    def probe(self, check: str, deadline: float) -> dict:
+        """Run one of probe.py's checks in the server's network namespace."""
+        if not self.running():
+            return {"passed": False, "saw": f"the server was not running: it {self.exited()}"}
+        if self.session is None:
+            self.session = self.open_session()
+        self.session.stdin.write(check + "\n")
+        self.session.stdin.flush()
+        ready, _, _ = select.select([self.session.stdout], [], [], deadline)
+        line = self.session.stdout.readline() if ready else ""
+        if not line:
+            self.close_session()
+            if not ready:
+                raise ProbeTimeout(f"no result within {deadline:g} s")
+            return {"passed": False, "saw": "the probe ended without a result"}
+        return json.loads(line)
+
+    def open_session(self) -> subprocess.Popen:
+        """The probe container, idle in the server's namespace, and one ``probe --serve`` in it."""
+        self.compose(
+            "run", "--detach", "--no-deps", "--name", self.prober, "--entrypoint", "sleep",
+            "grade-probe", "infinity",
+            timeout=120, ECHOLAB_GRADE_TARGET=self.container,
+        )  # fmt: skip
+        serve = ["python3", "-m", "echolab_grade.probe", "--serve"]
+        return subprocess.Popen(
+            ["docker", "exec", "--interactive", self.prober, *serve],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def close_session(self) -> None:
+        """End the probe (its container too): after a hang, or when the server restarts."""
+        self.docker("rm", "-f", self.prober)
+        if self.session is not None:
+            self.session.kill()
+            self.session.wait()
+            self.session = None
+
+    def netcat(self, text: str, deadline: float) -> subprocess.CompletedProcess:
+        """``nc -N 127.0.0.1 12345`` in the lab's netcat image, in the server's namespace."""
+        name = f"{self.container}-nc"
+        try:
+            return self.compose(
+                "run",
+                "--rm",
+                "-T",
+                "--name",
+                name,
+                "grade-netcat",
+                "-N",
+                "127.0.0.1",
+                "12345",
+                timeout=deadline,
+                stdin=text,
+                ECHOLAB_GRADE_TARGET=self.container,
+            )
+        except subprocess.TimeoutExpired:
+            self.docker("rm", "-f", name)
+            raise ProbeTimeout(f"nc got no whole echo and EOF within {deadline:g} s") from None
+
+    def terminate(self, within: float) -> tuple[bool, str]:
+        """Send SIGTERM: whether the server ended within ``within`` seconds, and what it did."""
+        waiter = subprocess.Popen(
+            ["docker", "wait", self.container], stdout=subprocess.PIPE, text=True
+        )
+        self.docker("kill", "--signal", "TERM", self.container)
+        # The engine has delivered the signal when the command returns; a CLI that took seconds
+        # to start on a busy machine must not count against the server.
+        sent = time.time()
+        try:
+            code = waiter.communicate(timeout=within + 5)[0].strip()
+        except subprocess.TimeoutExpired:
+            waiter.kill()
+            waiter.communicate()
+            return False, f"still running {within + 5:g} s after SIGTERM"
+        took = finished_at(self.state()) - sent
+        return took <= within, f"ended {max(took, 0):.1f} s after SIGTERM, exit code {code}"
+
+    def wait_exit(self, within: float) -> None:
+        """Until the container has exited, or ``within`` seconds have passed."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.docker("wait", self.container, timeout=within)
+
+    def remove(self) -> None:
+        self.close_session()
+        self.docker("rm", "-f", self.container)
+
+
+def finished_at(state: dict) -> float:
+    """The engine's FinishedAt (RFC 3339, nanoseconds) as a Unix time."""
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", state["FinishedAt"]).replace("Z", "+00:00")
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
