@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import pytest
 from echolab_server.stats import DEADLINE, MAX_OPEN, PROBLEM_WINDOW
 
+from ..stats_clients import REQUEST, send_a_byte_a_second
 from .lab import VARIANTS, Lab
 
 FLOOD = int(os.environ.get("ECHOLAB_STATS_FLOOD", "2000"))
 AT_ONCE = 4  # variants sieged at the same time: the host's open-file limit is 20,000 here
 PROBES = 20  # normal echo exchanges alone, and again during the flood
-REQUEST = b"GET /stats HTTP/1.1\r\nHost: lab\r\n\r\n"
 HALF_SENT = REQUEST[:21]  # the attack: the request line, then nothing
 TIMEOUT = 10.0  # seconds any single exchange may take on a busy host
 STATS_LINE = re.compile(
@@ -201,18 +201,8 @@ def besiege(lab: Lab, service: str) -> Siege:
 
     # One hostile client at a time, now that the port is quiet again.
     with socket.create_connection(stats, timeout=TIMEOUT) as slow:
-        slow.settimeout(1.0)  # the pacing: a byte, then a second of listening for the close
-        started, sent, closed = time.monotonic(), 0, False
-        while not closed and sent < len(REQUEST):
-            try:
-                slow.sendall(REQUEST[sent : sent + 1])
-                sent += 1
-                closed = slow.recv(1) == b""
-            except TimeoutError:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                closed = True
-        slow_s = time.monotonic() - started if closed else float("inf")
+        closed, sent, slow_s = send_a_byte_a_second(slow)
+    slow_s = slow_s if closed else float("inf")
     with socket.create_connection(stats, timeout=TIMEOUT) as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
         garbage = read_until_closed(sock)

@@ -20,6 +20,7 @@ from echolab_server import stats
 from echolab_server.log import Log
 from echolab_server.stats import StatsEndpoint
 
+from ..stats_clients import REQUEST, send_a_byte_a_second
 from .inprocess import DEADLINE
 
 SNAPSHOT = {
@@ -33,7 +34,6 @@ SNAPSHOT = {
     "uptime_s": 1.5,
 }
 MAX_OPEN = 8
-REQUEST = b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n"
 HALF_SENT = REQUEST[:21]  # the request line, then nothing: the attack
 
 
@@ -134,18 +134,7 @@ def test_a_client_sending_a_byte_a_second_is_closed_at_the_deadline(make_endpoin
     deadline = 2.0
     lab = make_endpoint(deadline)
     with lab.connect() as slow:
-        slow.settimeout(1.0)  # the pacing: one byte, then a second of listening for the close
-        started, sent, closed = time.monotonic(), 0, False
-        while not closed and sent < len(REQUEST):
-            try:
-                slow.sendall(REQUEST[sent : sent + 1])
-                sent += 1
-                closed = slow.recv(1) == b""
-            except TimeoutError:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                closed = True
-        took = time.monotonic() - started
+        closed, sent, took = send_a_byte_a_second(slow)
     print(f"byte-a-second client closed after {took:.2f} s, {sent} bytes sent")
     assert closed, "the whole request went in a byte a second, never cut off"
     assert deadline - 0.1 <= took < deadline + 1.5
