@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
+from echolab_server.settings import Settings
 from echolab_server.stats import DEADLINE, MAX_OPEN, PROBLEM_WINDOW
+from echolab_server.variants import registry
 
 from ..stats_clients import REQUEST, send_a_byte_a_second
 from .lab import VARIANTS, Lab
@@ -179,8 +181,16 @@ def besiege(lab: Lab, service: str) -> Siege:
     # The flood goes to the container's own address, as from a container on the lab's network:
     # through the published port, docker-proxy would throttle it before the server saw it.
     target = container_address(lab, container, 8080)
-    before = threads(pid)
+    # A pool's worth of clients at once first: the pool variant starts its worker threads only
+    # as connections come, and they stay; the count the flood must leave alone is this one.
+    with contextlib.ExitStack() as held:
+        at_once = registry()[service.removeprefix("server-")].serves_at_once
+        for _ in range(at_once or Settings.workers):
+            sock = held.enter_context(socket.create_connection(echo, timeout=TIMEOUT))
+            sock.sendall(b"Hello, world")
+            assert sock.recv(12), "no echo from a client of the warm-up"
     alone = [echo_ms(echo) for _ in range(PROBES)]
+    before = threads(pid)
 
     stop, opened = _SPAWN.Event(), _SPAWN.RawValue("q", 0)
     flooding = _SPAWN.Process(target=flood, args=(target, FLOOD, stop, opened), daemon=True)
