@@ -18,7 +18,7 @@ WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail
 .PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all grade
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 setup: engine venv wheels ## prepare this machine: Docker, Compose v2, base image, .venv, wheels
 
@@ -42,7 +42,7 @@ up: setup ## prepare this machine if needed, then start the server variants and 
 down: ## stop and remove everything compose started here
 	$(COMPOSE) --profile tools down --remove-orphans
 
-test: setup ## run all tests (ARGS="..." goes to pytest)
+test: setup ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
 
 test-unit: venv ## run the unit tests only (no Docker)
