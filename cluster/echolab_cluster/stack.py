@@ -54,6 +54,11 @@ KEPT = (
     "tty",
 )
 TRANSLATED = ("mem_limit", "ports")
+# Services that stay on one machine, and why: they are left out of the stack.
+LOCAL_ONLY = {
+    "profile grade": "grading runs on one machine, beside the student (make grade)",
+    "network_mode": "joins another container's network namespace, which no swarm service can",
+}
 
 
 class StackError(Exception):
@@ -75,12 +80,25 @@ def compose_config(root=ROOT):
 
 def generate(config, registry=None):
     """The stack (a dict in compose file format 3.8) for ``docker stack deploy``."""
-    services = {name: service(name, spec, registry) for name, spec in config["services"].items()}
+    services = {
+        name: service(name, spec, registry)
+        for name, spec in config["services"].items()
+        if not local_only(spec)
+    }
     return {
         "version": "3.8",
         "services": services,
         "networks": {NETWORK: {"driver": "overlay", "attachable": True}},
     }
+
+
+def local_only(spec):
+    """Why a service stays off the swarm (a LOCAL_ONLY reason), or None."""
+    if "grade" in spec.get("profiles", ()):
+        return LOCAL_ONLY["profile grade"]
+    if spec.get("network_mode"):
+        return LOCAL_ONLY["network_mode"]
+    return None
 
 
 def service(name, spec, registry):

@@ -68,3 +68,17 @@ def test_the_published_stats_port_is_read_from_compose():
     assert stack.published(CONFIG, "server-poll", 8080) == 18306
     with pytest.raises(stack.StackError):
         stack.published(CONFIG, "loadgen", 8080)
+
+
+def test_services_that_belong_to_one_machine_stay_off_the_swarm():
+    """The grader's services and tcpdump (in another container's namespace) are left out."""
+    student = {"profiles": ["grade"], "image": "base", "user": "10001:10001", "volumes": []}
+    tcpdump = TOOL | {"cap_add": ["NET_RAW"], "network_mode": "service:server-simple"}
+    config = {"services": CONFIG["services"] | {"student": student, "tcpdump": tcpdump}}
+    assert set(stack.generate(config)["services"]) == {"server-poll", "loadgen"}
+
+
+def test_the_real_compose_yaml_makes_a_stack():
+    """Every service of compose.yaml either carries over or is left out for a stated reason."""
+    services = stack.generate(stack.compose_config())["services"]
+    assert {"client", "loadgen", "server-poll"} <= set(services)
