@@ -10,6 +10,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -198,8 +199,10 @@ class Stack:
 
     def build(self, variants):
         print("bench: building the images", flush=True)
-        run([str(REPO / "loadgen" / "fetch-wheels")], timeout=300)
-        run([str(REPO / "server" / "fetch-wheels")], timeout=300)
+        run(
+            [sys.executable, str(REPO / "tools" / "wheels"), "fetch", "loadgen", "server"],
+            timeout=300,
+        )
         services = [f"server-{v}" for v in variants]
         self.compose("--profile", "tools", "build", "loadgen", *services, timeout=1800)
 
