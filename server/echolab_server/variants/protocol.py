@@ -4,10 +4,10 @@ The streams variants (asyncio, uvloop) read like the tutorial's handle_client(),
 it on every message: ``await reader.read()`` resumes a coroutine, copies the bytes out of a
 StreamReader's buffer, and ``await writer.drain()`` resumes it again. Under the streams sits
 asyncio's lower layer: a transport that calls its protocol's methods when something happens.
-This variant is that layer alone. The loop reads what has arrived and calls
-``data_received(data)``, which counts it (in pieces of at most ``--recv-size`` bytes, the unit
-the streams variants count with ``reader.read(recv_size)``) and hands it to
-``transport.write()`` whole: no coroutine, no future, no stream object per message.
+This variant is that layer alone. The loop reads what has arrived into the protocol's own
+buffer of ``--recv-size`` bytes (the unit the streams variants count with
+``reader.read(recv_size)``) and calls ``buffer_updated(n)``, which counts the read and hands it
+to ``transport.write()``: no coroutine, no future, no stream object per message.
 
 What it costs the reader: the handler is no longer one loop from read to close but four
 callbacks (bytes in, writing paused, writing resumed, connection lost), and the state that
@@ -34,14 +34,18 @@ except ImportError:
     uvloop = None
 
 
-class EchoProtocol(asyncio.Protocol):
-    """One connection: echo what arrives, count it, hold reading while the echo waits."""
+class EchoProtocol(asyncio.BufferedProtocol):
+    """One connection: echo what arrives, count it, hold reading while the echo waits.
+
+    Buffered, so the loop reads into our buffer of ``--recv-size`` bytes: a read is at most one
+    counted message, as a ``recv(recv_size)`` is in every variant, and what the transport holds
+    past ``--output-cap`` is at most one read (a plain Protocol is handed the loop's 256 KiB)."""
 
     def __init__(self, server: "ProtocolServer", conn: socket.socket, addr: tuple) -> None:
         self.server = server
         self.conn = conn
         self.addr = addr
-        self.recv_size = server.settings.recv_size
+        self.buffer = bytearray(server.settings.recv_size)
         self.transport: asyncio.Transport | None = None
         self.released = False
 
@@ -51,12 +55,14 @@ class EchoProtocol(asyncio.Protocol):
         self.server.connections.add(self)
         self.server.transports.add(transport)  # what it holds counts as unsent
 
-    def data_received(self, data: bytes) -> None:
-        size = self.recv_size
-        for start in range(0, len(data), size):  # one piece (the same object) for a short message
-            self.server.received(data[start : start + size])
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self.buffer[:nbytes])
+        self.server.received(data)
         self.transport.write(data)
-        self.server.traffic.sent(len(data))
+        self.server.traffic.sent(nbytes)
 
     def eof_received(self) -> None:
         """The client half-closed: returning None closes, after the echo still buffered."""
