@@ -3,6 +3,7 @@ replicas summed exactly, the merged loadgen report, and a node stopped mid-run."
 
 import re
 
+from echolab_cluster import stack
 from echolab_cluster.__main__ import bench
 from echolab_cluster.nodes import STATS_PORT
 from echolab_cluster.stack import LOAD_LABEL, SERVER_LABEL, published
@@ -26,9 +27,9 @@ def counted(cluster, config, server):
 
 def test_the_swarm_forms_and_the_stack_deploys(cluster, config):
     assert sorted(cluster.ready_nodes()) == ["node1", "node2", "node3"]
-    for name, spec in config["services"].items():
+    for name, spec in stack.generate(config)["services"].items():
         running, wanted = cluster.replicas(name)
-        assert (running, wanted) == ((0, 0) if spec.get("profiles") else (1, 1)), name
+        assert (running, wanted) == ((0, 0) if spec["deploy"]["replicas"] == 0 else (1, 1)), name
     assert sorted(cluster.load_nodes()) == ["node2", "node3"]
 
 
