@@ -76,18 +76,18 @@ def test_every_running_server_has_the_declared_log_limits(lab: Lab) -> None:
 
 def test_a_tool_run_has_the_declared_log_limits(lab: Lab) -> None:
     name = f"echolab-logs-{uuid.uuid4().hex[:8]}"
-    tool = lab.start(
+    with lab.start(
         "loadgen", "--target", "server-poll", "--idle", "1", "--hold", "600", name=name
-    )
-    try:
-        lab.wait_for(
-            lambda: subprocess.run(["docker", "inspect", name], capture_output=True).returncode
-            == 0,
-            f"the tool container {name}",
-        )
-        applied = inspect(name)
-    finally:
-        subprocess.run(["docker", "kill", name], capture_output=True)
-        tool.communicate(timeout=60)
+    ) as tool:
+        try:
+            lab.wait_for(
+                lambda: subprocess.run(["docker", "inspect", name], capture_output=True).returncode
+                == 0,
+                f"the tool container {name}",
+            )
+            applied = inspect(name)
+        finally:
+            subprocess.run(["docker", "kill", name], capture_output=True)
+            tool.communicate(timeout=60)
     assert applied.keys() == {"loadgen"}
     assert_in_effect(applied, declared())

@@ -2,6 +2,7 @@
 namespace it shows a second client's handshake completed by the kernel before any accept(),
 waiting in the listen queue (ss), and a reset client's RST."""
 
+import contextlib
 import re
 import subprocess
 import threading
@@ -41,12 +42,12 @@ def capture(lab: Lab):
     """tcpdump on server-simple's echo port, from a fresh server-simple; its lines as they come."""
     lab.fresh("server-simple")
     name = f"capture-{uuid.uuid4().hex[:8]}"
-    process = lab.start("tcpdump", name=name)  # --no-deps: the server stays as it is
-    stdout, stderr = Lines(process.stdout), Lines(process.stderr)
-    lab.wait_for(lambda: stderr.has("listening on eth0"), "tcpdump to listen", deadline=60)
-    yield stdout
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    process.wait(timeout=60)
+    with lab.start("tcpdump", name=name) as process:  # --no-deps: the server stays as it is
+        stdout, stderr = Lines(process.stdout), Lines(process.stderr)
+        lab.wait_for(lambda: stderr.has("listening on eth0"), "tcpdump to listen", deadline=60)
+        yield stdout
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        process.wait(timeout=60)
 
 
 def flows(lines: list[str]) -> dict[str, list[str]]:
@@ -73,32 +74,35 @@ def listen_queue(lab: Lab) -> int:
 
 
 def test_second_clients_handshake_completes_before_accept(lab: Lab, capture: Lines) -> None:
-    first = lab.start("netcat", "-N", "server-simple", "12345")
-    first_out = Lines(first.stdout)
-    first.stdin.write("Hello\n")
-    first.stdin.flush()
-    lab.wait_for(lambda: first_out.has("^Hello$"), "nc's echo")
+    with contextlib.ExitStack() as started:
+        first = started.enter_context(lab.start("netcat", "-N", "server-simple", "12345"))
+        first_out = Lines(first.stdout)
+        first.stdin.write("Hello\n")
+        first.stdin.flush()
+        lab.wait_for(lambda: first_out.has("^Hello$"), "nc's echo")
 
-    second = lab.start("client", "--host", "server-simple", "--timeout", "100")
-    lab.wait_for(lambda: listen_queue(lab) == 1, "the second client in the listen queue")
+        second = started.enter_context(
+            lab.start("client", "--host", "server-simple", "--timeout", "100")
+        )
+        lab.wait_for(lambda: listen_queue(lab) == 1, "the second client in the listen queue")
 
-    def second_flow() -> list[str]:
-        clients = list(flows(capture.lines).values())
-        return clients[1] if len(clients) > 1 else []
+        def second_flow() -> list[str]:
+            clients = list(flows(capture.lines).values())
+            return clients[1] if len(clients) > 1 else []
 
-    # SYN, SYN-ACK, ACK, the client's data and the kernel's ACK of it: all before accept().
-    lab.wait_for(
-        lambda: second_flow()[:5] == ["c>S", "s>S.", "c>.", "c>P.", "s>."],
-        "the second client's handshake and data on the wire",
-    )
-    assert lab.logs("server-simple").count("Received new connection from") == 1
-    assert "s>P." not in second_flow()  # no echo yet: the server has not accepted it
+        # SYN, SYN-ACK, ACK, the client's data and the kernel's ACK of it: all before accept().
+        lab.wait_for(
+            lambda: second_flow()[:5] == ["c>S", "s>S.", "c>.", "c>P.", "s>."],
+            "the second client's handshake and data on the wire",
+        )
+        assert lab.logs("server-simple").count("Received new connection from") == 1
+        assert "s>P." not in second_flow()  # no echo yet: the server has not accepted it
 
-    first.stdin.close()  # nc -N: EOF ends the first connection, and the server accepts the next
-    out, err = second.communicate(timeout=120)
-    assert second.returncode == 0, err
-    assert "Received: b'Hello, world'" in out
-    first.wait(timeout=60)
+        first.stdin.close()  # nc -N: EOF ends the first connection, and the server accepts the next
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0, err
+        assert "Received: b'Hello, world'" in out
+        first.wait(timeout=60)
 
 
 def test_reset_is_an_rst_on_the_wire_and_the_server_goes_on(lab: Lab, capture: Lines) -> None:
