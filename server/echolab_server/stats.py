@@ -308,7 +308,9 @@ class StatsEndpoint:
                 return _response(HTTPStatus.OK, "text/plain", "ok\n")
             return _response(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", "starting\n")
         if path == b"/stats":
-            return _response(HTTPStatus.OK, "application/json", json.dumps(self._snapshot()) + "\n")
+            # With the endpoint's own load: how many stats connections it holds (this one too).
+            totals = self._snapshot() | {"stats_connections": self.connections}
+            return _response(HTTPStatus.OK, "application/json", json.dumps(totals) + "\n")
         if path == b"/metrics":
             body = prometheus_text(self._snapshot())
             return _response(HTTPStatus.OK, "text/plain; version=0.0.4", body)

@@ -209,7 +209,12 @@ def besiege(lab: Lab, service: str) -> Siege:
     lab.wait_for(lambda: threads(pid) <= before, f"{service}'s threads back to {before}", 60)
     after = threads(pid)
 
-    # One hostile client at a time, now that the port is quiet again.
+    # One hostile client at a time, once the flood's last connections have run out their time.
+    lab.wait_for(
+        lambda: lab.stats(service)["stats_connections"] == 1,
+        f"{service}'s stats port to hold only the asking connection",
+        DEADLINE + 5,
+    )
     with socket.create_connection(stats, timeout=TIMEOUT) as slow:
         closed, sent, slow_s = send_a_byte_a_second(slow)
     slow_s = slow_s if closed else float("inf")

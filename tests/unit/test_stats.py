@@ -112,7 +112,7 @@ def read_until_closed(sock: socket.socket) -> bytes:
 def test_answers_stats_metrics_health_and_nothing_else(make_endpoint) -> None:
     lab = make_endpoint()
     status, body = lab.get("/stats")
-    assert (status, json.loads(body)) == (200, SNAPSHOT)
+    assert (status, json.loads(body)) == (200, SNAPSHOT | {"stats_connections": 1})
     status, body = lab.get("/metrics")
     assert status == 200
     assert 'echolab_messages_total{variant="poll"} 3' in body.splitlines()
@@ -215,7 +215,7 @@ def test_past_the_bound_connections_are_reset_at_once_and_a_get_is_answered(
                 assert time.monotonic() - started < 1.0, "closed at once, not at the deadline"
             assert lab.endpoint.connections == MAX_OPEN
         status, body = lab.get("/stats")  # whole on arrival: answered, even now
-        assert (status, json.loads(body)) == (200, SNAPSHOT)
+        assert (status, json.loads(body)) == (200, SNAPSHOT | {"stats_connections": MAX_OPEN + 1})
         assert threading.active_count() == threads_before, "no thread per connection"
     finally:
         for sock in held:
