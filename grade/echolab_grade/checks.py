@@ -8,7 +8,7 @@ log, SIGTERM) the grader does from outside.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .target import Target
+from .target import Target, last_total
 
 HOSTILE = "Hostile clients, faults and hardening"
 SIMPLE = "1. simple: one connection at a time"
@@ -39,12 +39,12 @@ def probed(check: str) -> Callable[[Target, float], tuple[bool, str]]:
 
 def log_lines(target: Target, deadline: float) -> tuple[bool, str]:
     """The tutorial's lines for the message just echoed; the count check reads the last one."""
-    log = target.logs("stdout")
     wanted = (
         "Received new connection from",
         "Received: b'Hello, world'",
         "Total messages received:",
     )
+    log = target.stdout_once(lambda log: all(line in log for line in wanted))
     missing = [line for line in wanted if line not in log]
     if missing:
         return False, f"no line with {' / '.join(map(repr, missing))} in what it printed"
@@ -59,11 +59,11 @@ def netcat(target: Target, deadline: float) -> tuple[bool, str]:
 
 def count(target: Target, deadline: float) -> tuple[bool, str]:
     """Two loops of 100 at once, counted from the server's own ``Total messages received``."""
-    before = target.last_total() or 0
+    before = last_total(target.logs("stdout")) or 0
     result = target.probe("count", deadline)
     if "echoed" not in result:
         return False, result["saw"]
-    after = target.last_total()
+    after = last_total(target.stdout_once(lambda log: (last_total(log) or 0) >= before + 200))
     if after is None:
         return False, f"{result['saw']}; the log has no 'Total messages received: N' line"
     counted = after - before

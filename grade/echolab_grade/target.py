@@ -13,12 +13,20 @@ import select
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = re.compile(r"^Total messages received: (\d+)\s*$", re.M)
+LOG_LAG = 5.0  # seconds a line the server printed may take to reach `docker logs`
+
+
+def last_total(log: str) -> int | None:
+    """The last ``Total messages received: N`` in a log, as the tutorial reads it."""
+    totals = TOTAL.findall(log)
+    return int(totals[-1]) if totals else None
 
 
 # Compose creates the project's network on the first run; two first runs at once race to create
@@ -102,10 +110,16 @@ class Target:
         answer = self.docker("logs", "--since", since, self.container)
         return {"stdout": answer.stdout, "both": answer.stdout + answer.stderr}[stream]
 
-    def last_total(self) -> int | None:
-        """The last ``Total messages received: N`` the server printed, as the tutorial reads it."""
-        totals = TOTAL.findall(self.logs("stdout"))
-        return int(totals[-1]) if totals else None
+    def stdout_once(self, arrived: Callable[[str], bool]) -> str:
+        """What the server printed, once ``arrived`` holds for it or LOG_LAG seconds have passed.
+
+        Docker copies a container's output to its log a moment after the server writes it, so the
+        lines for an echo just received may not be there yet; a busy machine makes it longer.
+        """
+        ends = time.monotonic() + LOG_LAG
+        while not arrived(log := self.logs("stdout")) and time.monotonic() < ends:
+            time.sleep(0.1)
+        return log
 
     @property
     def prober(self) -> str:
