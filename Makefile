@@ -105,5 +105,5 @@ push: build ## tag and push the images to REGISTRY=host:port for a real swarm
 	  docker tag "$$image:$${ECHOLAB_TAG:-latest}" "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; \
 	  docker push "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; done
 
-test-cluster: build venv ## the cluster tests (tests/cluster): nested swarm nodes, ~15 minutes
+test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
 	$(WITH_BASE) .venv/bin/pytest tests/cluster $(ARGS)

@@ -60,8 +60,9 @@ def bench(cluster, target, replicas, load):
         try:
             reports[f"{task.node}.{slot}"] = last_json(task.logs)
         except ValueError:
-            last = (task.logs.strip().splitlines() or ["(no output)"])[-1]
-            raise ClusterError(f"loadgen on {task.node} ended {task.state}: {last}") from None
+            raise ClusterError(
+                f"loadgen on {task.node} ended {task.state}: {task.last_words()}"
+            ) from None
     return merge(reports, before, after)
 
 

@@ -84,7 +84,13 @@ class Task:
     node: str
     state: str
     exit_code: int | None
-    logs: str
+    logs: str  # its stdout
+    errors: str  # its stderr: a tool's per-connection failures, or why it could not start
+
+    def last_words(self):
+        """Its last line, from stderr if it wrote there (why it failed), else from stdout."""
+        lines = (self.errors or self.logs).strip().splitlines()
+        return lines[-1] if lines else "(no output)"
 
 
 class Cluster:
@@ -307,7 +313,7 @@ class Cluster:
 
         def all_running():
             running, wanted = self.replicas(name)
-            return running == wanted > 0
+            return running == wanted > 0 and not self.unfinished_tasks(name, "shutdown")
 
         until(f"service {name} running", all_running, seconds)
 
@@ -329,7 +335,7 @@ class Cluster:
         update of a service scaled to 0 first; the new tasks' ids."""
         svc = self.service(name)
         self.manager("service", "update", "--detach", "--replicas", "0", svc)
-        until(f"{name} scaled to 0", lambda: not self.live_tasks(name), 60)
+        until(f"{name} scaled to 0", lambda: not self.unfinished_tasks(name, "running"), 60)
         before = self.task_ids(name)
         self.manager(
             "service",
@@ -351,15 +357,20 @@ class Cluster:
     def wait_ended(self, ids, seconds):
         return until("tasks ending", lambda: self.ended(ids), seconds)
 
-    def task_logs(self, task_id):
-        return self.manager("service", "logs", "--raw", task_id, check=False).stdout
+    def task_output(self, task_id):
+        """(stdout, stderr) of a task: ``docker service logs`` keeps the two streams apart."""
+        out = self.manager("service", "logs", "--raw", task_id, check=False)
+        return out.stdout, out.stderr
 
-    def live_tasks(self, name):
+    def unfinished_tasks(self, name, desired):
+        """Tasks of ``name`` with the desired state ``desired`` (running, or shutdown: scaled
+        away, moved) that have not ended. A task told to stop runs until its container ends, and
+        until then a published port of its may still answer with an old replica's stats."""
         out = self.manager(
             "service",
             "ps",
             "--filter",
-            "desired-state=running",
+            f"desired-state={desired}",
             "--format",
             "{{.CurrentState}}",
             self.service(name),
@@ -376,11 +387,11 @@ class Cluster:
         nodes = self.node_names()
         return [
             Task(
-                id=t["ID"],
-                node=nodes.get(t.get("NodeID"), "?"),
-                state=t["Status"]["State"],
-                exit_code=t["Status"].get("ContainerStatus", {}).get("ExitCode"),
-                logs=self.task_logs(t["ID"]),
+                t["ID"],
+                nodes.get(t.get("NodeID"), "?"),
+                t["Status"]["State"],
+                t["Status"].get("ContainerStatus", {}).get("ExitCode"),
+                *self.task_output(t["ID"]),
             )
             for t in sorted(tasks, key=lambda t: t.get("Slot", 0))
         ]
@@ -459,7 +470,8 @@ class Cluster:
         )
         until(
             f"{name} only on {node}",
-            lambda: set(self.running_nodes(name)) <= {node},
+            lambda: set(self.running_nodes(name)) <= {node}
+            and not self.unfinished_tasks(name, "shutdown"),
             SERVICE_DEADLINE_S,
         )
 
