@@ -193,6 +193,9 @@ def idle_costs(stack, plan, target):
             "memory_bytes": mem,
             "idle_failure": held.get("idle_failure"),
         }
+    # A thread per connection takes a while to end thousands of threads: until the server
+    # echoes again, the probe would count its own first connection as the most it accepts.
+    stack.wait_echo(target.host, target.port)
     probe = loadgen_json(
         stack, "--target", target.host, "--idle", str(plan.idle_cap), "--timeout", "2", timeout=600
     )
