@@ -134,10 +134,13 @@ def test_pool_serves_one_client_past_its_workers_when_a_worker_frees(lab: Lab) -
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_compose_stop_is_prompt_and_clean(lab: Lab, variant: str) -> None:
+    """The totals it prints at the end are the ones its stats gave last (the server keeps
+    whatever earlier tests sent it; only this test's two messages are known in advance)."""
     service = f"server-{variant}"
-    lab.fresh(service)
+    before = lab.stats(service)
     client = lab.run("client", "--host", service, "--repeat", "2")
     assert client.returncode == 0, client.stderr
+    last = lab.stats(service)
     started = time.monotonic()
     lab.compose_run("stop", service)
     took = time.monotonic() - started
@@ -146,8 +149,16 @@ def test_compose_stop_is_prompt_and_clean(lab: Lab, variant: str) -> None:
         state = lab.compose_run("ps", "--all", "--format", "{{.ExitCode}}", service).stdout
         assert took < 2.0, f"docker compose stop took {took:.1f} s"
         assert state.strip() == "0"
+        assert (
+            last["messages"] - before["messages"],
+            last["bytes_sent"] - before["bytes_sent"],
+        ) == (2, 24)
         assert "Shutting down gracefully..." in log
-        assert "Final totals: 2 messages, 24 bytes received, 24 bytes sent" in log
+        totals = (
+            f"Final totals: {last['messages']} messages, {last['bytes_received']} bytes received, "
+            f"{last['bytes_sent']} bytes sent"
+        )
+        assert totals in log
         assert "Traceback" not in log
     finally:
         lab.fresh(service)
