@@ -313,13 +313,21 @@ class Cluster:
 
         def all_running():
             running, wanted = self.replicas(name)
-            return running == wanted > 0 and not self.unfinished_tasks(name, "shutdown")
+            return running == wanted > 0 and not self.stopping_tasks(name)
 
         until(f"service {name} running", all_running, seconds)
 
     def scale(self, name, count, seconds=SERVICE_DEADLINE_S):
         self.manager("service", "scale", "--detach", f"{self.service(name)}={count}")
         self.wait_running(name, seconds)
+
+    def desired_states(self, name):
+        """The desired state of each slot's newest task (``service ps`` lists a slot's earlier
+        tasks under it, named ``\\_ <name>``)."""
+        fmt = "{{.Name}} {{.DesiredState}}"
+        out = self.manager("service", "ps", "--format", fmt, self.service(name))
+        rows = [line.split() for line in out.stdout.splitlines()]
+        return {row[-1] for row in rows if row and row[0] != "\\_"}
 
     def task_ids(self, name):
         out = self.manager("service", "ps", "-q", "--no-trunc", self.service(name))
@@ -335,12 +343,17 @@ class Cluster:
         update of a service scaled to 0 first; the new tasks' ids."""
         svc = self.service(name)
         self.manager("service", "update", "--detach", "--replicas", "0", svc)
-        until(f"{name} scaled to 0", lambda: not self.unfinished_tasks(name, "running"), 60)
+        until(f"{name} scaled to 0", lambda: "Running" not in self.desired_states(name), 60)
         before = self.task_ids(name)
         self.manager(
             "service",
             "update",
             "--detach",
+            # An ended one-shot task holds its slot until the scale to 0 reaches the orchestrator
+            # (its desired state becomes Remove); scaled up before that, the slot would keep its
+            # old task. --force gives every slot that still exists a new task; the slots the
+            # scale to 0 removed get theirs at once as usual.
+            "--force",
             "--replicas",
             str(count),
             "--args",
@@ -362,15 +375,14 @@ class Cluster:
         out = self.manager("service", "logs", "--raw", task_id, check=False)
         return out.stdout, out.stderr
 
-    def unfinished_tasks(self, name, desired):
-        """Tasks of ``name`` with the desired state ``desired`` (running, or shutdown: scaled
-        away, moved) that have not ended. A task told to stop runs until its container ends, and
-        until then a published port of its may still answer with an old replica's stats."""
+    def stopping_tasks(self, name):
+        """Tasks of ``name`` told to stop (scaled away, moved) whose containers still run: until
+        they end, a published port of theirs may still answer with an old replica's stats."""
         out = self.manager(
             "service",
             "ps",
             "--filter",
-            f"desired-state={desired}",
+            "desired-state=shutdown",
             "--format",
             "{{.CurrentState}}",
             self.service(name),
@@ -470,8 +482,7 @@ class Cluster:
         )
         until(
             f"{name} only on {node}",
-            lambda: set(self.running_nodes(name)) <= {node}
-            and not self.unfinished_tasks(name, "shutdown"),
+            lambda: set(self.running_nodes(name)) <= {node} and not self.stopping_tasks(name),
             SERVICE_DEADLINE_S,
         )
 
