@@ -321,14 +321,6 @@ class Cluster:
         self.manager("service", "scale", "--detach", f"{self.service(name)}={count}")
         self.wait_running(name, seconds)
 
-    def desired_states(self, name):
-        """The desired state of each slot's newest task (``service ps`` lists a slot's earlier
-        tasks under it, named ``\\_ <name>``)."""
-        fmt = "{{.Name}} {{.DesiredState}}"
-        out = self.manager("service", "ps", "--format", fmt, self.service(name))
-        rows = [line.split() for line in out.stdout.splitlines()]
-        return {row[-1] for row in rows if row and row[0] != "\\_"}
-
     def task_ids(self, name):
         out = self.manager("service", "ps", "-q", "--no-trunc", self.service(name))
         return set(out.stdout.split())
@@ -339,20 +331,18 @@ class Cluster:
         return self.wait_ended(self.start_tool(name, count, args), seconds)
 
     def start_tool(self, name, count, args):
-        """Start ``count`` replicas of ``name`` with ``args``, all created at once by one
-        update of a service scaled to 0 first; the new tasks' ids."""
+        """Start ``count`` replicas of ``name`` with ``args``; the new tasks' ids.
+
+        One forced update replaces every slot's task at once (the stack's update_config for
+        tools), so the replicas start together. Scaling to 0 first raced with the scale-up: an
+        ended task could keep its slot (no new task), or a slot could get two.
+        """
         svc = self.service(name)
-        self.manager("service", "update", "--detach", "--replicas", "0", svc)
-        until(f"{name} scaled to 0", lambda: "Running" not in self.desired_states(name), 60)
         before = self.task_ids(name)
         self.manager(
             "service",
             "update",
             "--detach",
-            # An ended one-shot task holds its slot until the scale to 0 reaches the orchestrator
-            # (its desired state becomes Remove); scaled up before that, the slot would keep its
-            # old task. --force gives every slot that still exists a new task; the slots the
-            # scale to 0 removed get theirs at once as usual.
             "--force",
             "--replicas",
             str(count),

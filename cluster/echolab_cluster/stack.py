@@ -134,6 +134,9 @@ def service(name, spec, registry):
     }
     if tool:
         deploy["restart_policy"] = {"condition": "none"}
+        # A tool's replicas are one run: an update that replaces its tasks (a new --args, a
+        # --force) replaces them all at once, so they start together, never one after another.
+        deploy["update_config"] = {"parallelism": 0}
     else:
         # A replica per node: replicas of a server are there to use more hosts.
         deploy["placement"]["max_replicas_per_node"] = 1

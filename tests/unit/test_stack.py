@@ -47,6 +47,7 @@ def test_tools_are_one_shot_services_that_wait_for_their_target():
     out = stack.generate(CONFIG)["services"]["loadgen"]
     assert out["deploy"]["replicas"] == 0
     assert out["deploy"]["restart_policy"] == {"condition": "none"}
+    assert out["deploy"]["update_config"] == {"parallelism": 0}
     assert out["deploy"]["placement"]["constraints"] == ["node.labels.echolab.load == 1"]
     assert out["environment"]["ECHOLAB_WAIT"] == str(stack.TOOL_WAIT_S)
     assert "command" not in out and "ports" not in out
