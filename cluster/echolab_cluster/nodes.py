@@ -129,25 +129,28 @@ class Cluster:
 
     # -- up -------------------------------------------------------------------------------------
 
-    def up(self, count, servers=1, base_image=None, log=print):
+    def up(self, count, servers=1, log=print):
         """Nodes, swarm, labels, images, stack: ``make cluster``. Cleans up if any step fails."""
         if self.nodes():
             raise ClusterError(f"cluster {self.name} exists already: `make cluster-down` first")
         if not 1 <= servers <= count:
             raise ClusterError(f"servers must be from 1 to the node count {count}")
+        config = stack.compose_config()
         try:
-            self.build_node_image(base_image, log)
+            self.build_node_image(config, log)
             self.start_nodes(count, log)
             self.form_swarm(count, servers, log)
             self.load_images(log)
-            self.deploy(log)
+            self.deploy(log, config)
         except BaseException:
             log(f"echolab-cluster: {self.name}: failed, removing what was started")
             self.down(log=lambda _: None)
             raise
 
-    def build_node_image(self, base_image, log):
-        base = base_image or os.environ.get("BASE_IMAGE") or "python:3.12-slim"
+    def build_node_image(self, config, log):
+        """The node image, on the base image the lab's own images use: compose resolves it (the
+        environment, else ``.env``, else its default), so the nodes and the lab never differ."""
+        base = config["x-build"]["args"]["BASE_IMAGE"]
         log(f"echolab-cluster: node image {NODE_IMAGE}:{self.tag} (from {base})")
         run(
             [
@@ -218,16 +221,24 @@ class Cluster:
         )
         return out.stdout.split()
 
+    def node_labels(self):
+        """{node: its roles}, the labels of ``stack.SERVER_LABEL`` and ``LOAD_LABEL`` it has."""
+        ids = self.manager("node", "ls", "-q").stdout.split()
+        fmt = "{{.Description.Hostname}} {{json .Spec.Labels}}"
+        out = self.manager("node", "inspect", "-f", fmt, *ids)
+        roles = {}
+        for line in out.stdout.splitlines():
+            node, labels = line.split(" ", 1)
+            labels = json.loads(labels) or {}
+            roles[node] = [
+                role for role in (stack.SERVER_LABEL, stack.LOAD_LABEL) if role in labels
+            ]
+        return roles
+
     def set_roles(self, node, roles):
         """Label ``node`` for servers, load or both (``stack.SERVER_LABEL``, ``LOAD_LABEL``)."""
-        current = self.manager("node", "inspect", "-f", "{{json .Spec.Labels}}", node).stdout
-        labels = json.loads(current) or {}
-        flags = []
-        for label in (stack.SERVER_LABEL, stack.LOAD_LABEL):
-            if label in roles:
-                flags += ["--label-add", f"{label}=1"]
-            elif label in labels:
-                flags += ["--label-rm", label]
+        flags = [f"--label-add={role}=1" for role in roles]
+        flags += [f"--label-rm={role}" for role in self.node_labels()[node] if role not in roles]
         self.manager("node", "update", *flags, node)
 
     def load_images(self, log):
@@ -317,6 +328,14 @@ class Cluster:
 
         until(f"service {name} running", all_running, seconds)
 
+    def set_environment(self, name, environment):
+        """Set variables of service ``name``; returns once the swarm has replaced its tasks
+        (``service update`` without --detach waits until the service has converged)."""
+        flags = [f"--env-add={key}={value}" for key, value in environment.items()]
+        self.manager(
+            "service", "update", "--quiet", *flags, self.service(name), timeout=SERVICE_DEADLINE_S
+        )
+
     def scale(self, name, count, seconds=SERVICE_DEADLINE_S):
         self.manager("service", "scale", "--detach", f"{self.service(name)}={count}")
         self.wait_running(name, seconds)
@@ -366,18 +385,18 @@ class Cluster:
         return out.stdout, out.stderr
 
     def stopping_tasks(self, name):
-        """Tasks of ``name`` told to stop (scaled away, moved) whose containers still run: until
-        they end, a published port of theirs may still answer with an old replica's stats."""
+        """Tasks of ``name`` told to stop (moved: Shutdown; scaled away: Remove) whose containers
+        still run: until they end, a published port of theirs may answer with an old replica's
+        stats. (``--filter desired-state=`` knows no Remove, hence no filter.)"""
         out = self.manager(
-            "service",
-            "ps",
-            "--filter",
-            "desired-state=shutdown",
-            "--format",
-            "{{.CurrentState}}",
-            self.service(name),
+            "service", "ps", "--format", "{{.DesiredState}} {{.CurrentState}}", self.service(name)
         )
-        return [s for s in out.stdout.splitlines() if s.split()[0].lower() not in DONE]
+        return [
+            line
+            for line in out.stdout.splitlines()
+            if line.split()[0].lower() in ("shutdown", "remove")
+            and line.split()[1].lower() not in DONE
+        ]
 
     def ended(self, ids):
         """The tasks ``ids`` once every one has ended, else None."""
@@ -402,32 +421,53 @@ class Cluster:
         out = self.manager("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
         return dict(line.split() for line in out.stdout.splitlines())
 
-    def running_nodes(self, name):
-        """The nodes where a task of ``name`` runs now."""
+    def running_tasks(self, name):
+        """{node: container id} of the tasks of ``name`` running now."""
         out = self.manager(
             "service",
             "ps",
+            "-q",
+            "--no-trunc",
             "--filter",
             "desired-state=running",
-            "--format",
-            "{{.Node}} {{.CurrentState}}",
             self.service(name),
         )
-        return [line.split()[0] for line in out.stdout.splitlines() if " Running " in line]
+        if not out.stdout.split():
+            return {}
+        # check=False: a task may be reaped between the two calls; the others still print.
+        found = self.manager(
+            "inspect", "--type", "task", "-f", "{{json .}}", *out.stdout.split(), check=False
+        )
+        tasks = [json.loads(line) for line in found.stdout.splitlines()]
+        nodes = self.node_names()
+        return {
+            nodes.get(t.get("NodeID"), "?"): t["Status"]["ContainerStatus"]["ContainerID"]
+            for t in tasks
+            if t["Status"]["State"] == "running"
+        }
+
+    def current_stats(self, name, port):
+        """The /stats of every running task of server ``name`` through its node's published stats
+        ``port``, by node. None while one does not answer, or answers as another container than
+        its task's own (an old task still ending on that node: its count is not this one's)."""
+        stats = {}
+        for node, container in self.running_tasks(name).items():
+            try:
+                stats[node] = fetch_stats(self.address(node), port)
+            except StatsUnavailable:
+                return None
+            if stats[node].get("host") != container[:12]:
+                return None
+        return stats
 
     def server_stats(self, name, port, replicas, seconds=60):
         """Every replica's /stats of server ``name``, by node, through each node's published
         stats ``port`` (as on real hosts: ``curl host:port/stats``); waits until ``replicas``
-        replicas answer."""
+        replicas answer, each as its own task."""
 
         def read():
-            try:
-                stats = {
-                    node: fetch_stats(self.address(node), port) for node in self.running_nodes(name)
-                }
-            except StatsUnavailable:
-                return None
-            return stats if len(stats) == replicas else None
+            stats = self.current_stats(name, port)
+            return stats if stats is not None and len(stats) == replicas else None
 
         wanted = f"stats of {replicas} {name} replica(s)"
         return {"name": name, "replicas": until(wanted, read, seconds)}
@@ -450,18 +490,19 @@ class Cluster:
         return last_json(out.stdout)
 
     def until_counted(self, name, port, node, messages, seconds=SERVICE_DEADLINE_S):
-        """Wait until the replica of ``name`` on ``node`` has counted ``messages``."""
+        """Wait until the task of ``name`` running on ``node`` has counted ``messages``."""
 
         def enough():
-            try:
-                return fetch_stats(self.address(node), port)["messages"] >= messages
-            except StatsUnavailable:
-                return False
+            stats = self.current_stats(name, port) or {}
+            return node in stats and stats[node]["messages"] >= messages
 
         until(f"{messages} messages counted by {name} on {node}", enough, seconds)
 
     def pin(self, name, node):
-        """Constrain service ``name`` to ``node``; wait until its running tasks are there."""
+        """Constrain server ``name`` to ``node``; wait until its running tasks are there.
+
+        Servers only: any change to a tool's service runs its ended tasks again with their last
+        arguments (tools go where the node labels say, ``set_roles``)."""
         self.manager(
             "service",
             "update",
@@ -472,7 +513,7 @@ class Cluster:
         )
         until(
             f"{name} only on {node}",
-            lambda: set(self.running_nodes(name)) <= {node} and not self.stopping_tasks(name),
+            lambda: set(self.running_tasks(name)) <= {node} and not self.stopping_tasks(name),
             SERVICE_DEADLINE_S,
         )
 

@@ -271,6 +271,9 @@ class EchoServer(ABC):
     def snapshot(self) -> dict[str, object]:
         return {
             "variant": self.variant,
+            # Which container answered (Docker makes its short id the host name): behind one
+            # name, replicas and a replaced task tell themselves apart by it.
+            "host": socket.gethostname(),
             "messages": self.messages.value,
             **self.traffic.snapshot(),
             "uptime_s": round(time.monotonic() - self._started, 3),

@@ -213,6 +213,7 @@ def test_stats_endpoint_answers_json_metrics_and_health() -> None:
     stats, metrics, health = run.result
     assert health == 200
     assert stats["variant"] == "poll"
+    assert stats["host"] == socket.gethostname()
     assert stats["messages"] == 1
     assert stats["bytes_received"] == stats["bytes_sent"] == 12
     assert stats["connections_total"] == 1
