@@ -18,7 +18,7 @@ WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail
 .PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all grade
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 setup: engine venv wheels ## prepare this machine: Docker, Compose v2, base image, .venv, wheels
 
@@ -83,15 +83,18 @@ clean-all: clean ## clean, and remove the base image echolab-base too
 NODES ?= 3
 SERVERS ?= 1
 REGISTRY ?=
-CLUSTER_PY = $(WITH_BASE) PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
+CLUSTER_PY = PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
 
-.PHONY: cluster cluster-bench cluster-down stack push test-cluster
+.PHONY: cluster cluster-bench cluster-compare cluster-down stack push test-cluster
 
 cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm over them, deploy the stack
 	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS)
 
 cluster-bench: venv ## loadgen on every load node of the cluster at once, one merged report
 	$(CLUSTER_PY) bench $(ARGS)
+
+cluster-compare: venv ## one load: bridge vs overlay, 1 vs 2 load nodes, 1 vs 2 server replicas
+	$(CLUSTER_PY) compare $(ARGS)
 
 cluster-down: venv ## remove the cluster's nodes, volumes and network
 	$(CLUSTER_PY) down
@@ -106,4 +109,4 @@ push: build ## tag and push the images to REGISTRY=host:port for a real swarm
 	  docker push "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; done
 
 test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
-	$(WITH_BASE) .venv/bin/pytest tests/cluster $(ARGS)
+	.venv/bin/pytest tests/cluster $(ARGS)

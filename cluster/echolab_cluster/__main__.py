@@ -2,6 +2,8 @@
 
   up --nodes 3      nodes, swarm, images, stack (make cluster NODES=3)
   bench [-- ARGS]   loadgen on every load node at once, one merged report (make cluster-bench)
+  compare [-- ARGS] bridge against overlay, one load node against two, one server replica
+                    against two: a table (make cluster-compare)
   down              nothing of the cluster left (make cluster-down)
   stack             print the stack for a real swarm (make stack REGISTRY=host:port)
 
@@ -16,7 +18,7 @@ import sys
 from echolab_loadgen.cli import Parser, positive
 from echolab_loadgen.merge import last_json, merge, render
 
-from . import stack
+from . import compare, stack
 from .nodes import STATS_PORT, Cluster, ClusterError
 
 BENCH_LOAD = ["--connections", "20", "--duration", "5"]
@@ -37,6 +39,11 @@ def build_parser():
     bench.add_argument(
         "load", nargs=argparse.REMAINDER, help=f"loadgen options (default: {' '.join(BENCH_LOAD)})"
     )
+    comp = sub.add_parser("compare", help="what leaving one machine changes, one table")
+    comp.add_argument("--rounds", type=positive(int), default=3, help="rounds (default 3)")
+    comp.add_argument(
+        "load", nargs=argparse.REMAINDER, help=f"loadgen options (default: {' '.join(BENCH_LOAD)})"
+    )
     sub.add_parser("down", help="remove the simulated cluster")
     st = sub.add_parser("stack", help="print the stack file for docker stack deploy")
     st.add_argument("--registry", help="host:port the nodes pull images from")
@@ -47,7 +54,7 @@ def bench(cluster, target, replicas, load):
     """Run loadgen replicas against ``target`` and merge their reports with the server's stats."""
     if not cluster.nodes():
         raise ClusterError(f"no cluster {cluster.name}: `make cluster` first")
-    load = [arg for arg in load if arg != "--"] or BENCH_LOAD
+    load = loadgen_options(load)
     replicas = replicas or len(cluster.load_nodes())
     config = stack.compose_config()
     before = cluster.wait_serving(config, target)
@@ -64,6 +71,11 @@ def bench(cluster, target, replicas, load):
                 f"loadgen on {task.node} ended {task.state}: {task.last_words()}"
             ) from None
     return merge(reports, before, after)
+
+
+def loadgen_options(load):
+    """The options after ``--``, else the default load."""
+    return [arg for arg in load if arg != "--"] or BENCH_LOAD
 
 
 def duration_of(load):
@@ -86,6 +98,9 @@ def main(argv=None):
         elif args.command == "bench":
             merged = bench(cluster, args.target, args.replicas, args.load)
             print(json.dumps(merged) if args.json else render(merged), flush=True)
+        elif args.command == "compare":
+            runs = compare.compare(cluster, args.rounds, loadgen_options(args.load), bench)
+            print(compare.render(runs), flush=True)
         elif args.command == "down":
             cluster.down()
         else:

@@ -3,7 +3,7 @@ replicas summed exactly, the merged loadgen report, and a node stopped mid-run."
 
 import re
 
-from echolab_cluster import stack
+from echolab_cluster import compare, stack
 from echolab_cluster.__main__ import bench
 from echolab_cluster.nodes import STATS_PORT
 from echolab_cluster.stack import LOAD_LABEL, SERVER_LABEL, published
@@ -61,6 +61,27 @@ def test_the_merged_loadgen_report_adds_up(cluster):
     assert total["server_counted"] == 800 and merged["server"]["messages"] == 800
     latency = total["latency_us"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] * 1.01  # within the 1% bound
+
+
+def test_compare_runs_every_setup_where_it_says_and_puts_the_cluster_back(cluster, config):
+    load = ["--connections", "2", "--messages", "50"]
+    runs = compare.compare(cluster, 1, load, bench, log=lambda _: None)
+    where = {setup: compare.where(reports[0]) for setup, reports in runs.items()}
+    assert where["bridge"] == "node3 <- node3"
+    assert where["overlay, 1 load node"] in ("node1 <- node2", "node1 <- node3")
+    assert where["overlay, 2 load nodes"] == "node1 <- node2, node3"
+    assert where["2 server replicas"] == "node1, node2 <- node3"
+    for setup, (merged,) in runs.items():
+        total = merged["total"]
+        assert total["sent"] == total["echoed"] == 100 * merged["replicas"], setup
+        assert total.get("server_counted", total["sent"]) == total["sent"], setup
+    assert cluster.node_labels() == compare.LAYOUT
+    assert list(counted(cluster, config, "server-poll")) == ["node1"]
+    stats = cluster.current_stats("server-poll", published(config, "server-poll", STATS_PORT))
+    quiet = config["services"]["server-poll"]["environment"]["ECHOLAB_QUIET"] == "1"
+    assert stats["node1"]["log_per_message"] is not quiet  # the stack's own setting again
+    networks = cluster.docker("node3", "network", "ls", "--format", "{{.Name}}").stdout.split()
+    assert compare.BRIDGE_NETWORK not in networks
 
 
 def test_server_replicas_on_two_nodes_sum_exactly(cluster, config):

@@ -1,0 +1,37 @@
+"""The compare table: each setup's median round, where it ran, every round's figure."""
+
+from echolab_cluster.compare import median_round, render
+
+
+def report(msgs_per_s, servers=("node1",), load=("node2",), p50=900):
+    """A merged report (``echolab_loadgen.merge``), reduced to what the table reads."""
+    return {
+        "total": {"msgs_per_s": msgs_per_s, "latency_us": {"p50": p50, "p99": p50 * 10}},
+        "rows": [{"replica": f"{node}.{slot}"} for slot, node in enumerate(load, 1)],
+        "server": {"rows": [{"address": node} for node in servers]},
+    }
+
+
+def test_the_median_round_is_the_middle_one_or_the_lower_middle_one():
+    rounds = [report(3000), report(1000), report(2000)]
+    assert median_round(rounds) is rounds[2]
+    assert median_round([*rounds, report(4000)]) is rounds[2]
+    assert median_round([report(5)]) == report(5)
+
+
+def test_a_row_per_setup_from_its_median_round_with_every_rounds_figure():
+    bridge = {"total": report(9000)["total"], "rows": [{"replica": "node3.bridge"}]}
+    runs = {
+        "bridge": [bridge],
+        "2 server replicas": [
+            report(2500, ("node2", "node1"), ("node3",), p50=1500),
+            report(2100, ("node1", "node2"), ("node3",), p50=1700),
+            report(1900, ("node1", "node2"), ("node3",), p50=2000),
+        ],
+    }
+    lines = render(runs).splitlines()
+    assert lines[2:] == [
+        "| bridge | node3 <- node3 | 9,000 | 900 | 9,000 | 9,000 |",
+        "| 2 server replicas | node1, node2 <- node3 | 2,100 | 1,700 | 17,000 | "
+        "2,500, 2,100, 1,900 |",
+    ]
