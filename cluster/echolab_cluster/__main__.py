@@ -11,18 +11,15 @@ The cluster is named by $ECHOLAB_CLUSTER, else $ECHOLAB_TAG, so several can shar
 """
 
 import argparse
-import itertools
 import json
 import sys
 
 from echolab_loadgen.cli import Parser, positive
-from echolab_loadgen.merge import last_json, merge, render
+from echolab_loadgen.merge import render
 
 from . import compare, stack
-from .nodes import STATS_PORT, Cluster, ClusterError
-
-BENCH_LOAD = ["--connections", "20", "--duration", "5"]
-BENCH_SLACK_S = 120  # beyond the load's own duration: starting, waiting for the target, logs
+from .load import BENCH_LOAD, bench, loadgen_options
+from .nodes import Cluster, ClusterError
 
 
 def build_parser():
@@ -50,45 +47,6 @@ def build_parser():
     return p
 
 
-def bench(cluster, target, replicas, load):
-    """Run loadgen replicas against ``target`` and merge their reports with the server's stats."""
-    if not cluster.nodes():
-        raise ClusterError(f"no cluster {cluster.name}: `make cluster` first")
-    load = loadgen_options(load)
-    replicas = replicas or len(cluster.load_nodes())
-    config = stack.compose_config()
-    before = cluster.wait_serving(config, target)
-    running = len(before["replicas"])
-    seconds = BENCH_SLACK_S + duration_of(load)
-    tasks = cluster.run_tool("loadgen", replicas, ["--target", target, "--json", *load], seconds)
-    after = cluster.server_stats(target, stack.published(config, target, STATS_PORT), running)
-    reports = {}
-    for slot, task in enumerate(tasks, 1):
-        try:
-            reports[f"{task.node}.{slot}"] = last_json(task.logs)
-        except ValueError:
-            raise ClusterError(
-                f"loadgen on {task.node} ended {task.state}: {task.last_words()}"
-            ) from None
-    return merge(reports, before, after)
-
-
-def loadgen_options(load):
-    """The options after ``--``, else the default load."""
-    return [arg for arg in load if arg != "--"] or BENCH_LOAD
-
-
-def duration_of(load):
-    """The run's length from loadgen's options, for the deadline (0 when given by messages)."""
-    for flag, value in itertools.pairwise(load):
-        if flag == "--duration":
-            try:
-                return float(value)
-            except ValueError:
-                raise ClusterError(f"--duration: not a number: {value!r}") from None
-    return 0.0
-
-
 def main(argv=None):
     args = build_parser().parse_args(argv)
     cluster = Cluster(args.name)
@@ -99,7 +57,7 @@ def main(argv=None):
             merged = bench(cluster, args.target, args.replicas, args.load)
             print(json.dumps(merged) if args.json else render(merged), flush=True)
         elif args.command == "compare":
-            runs = compare.compare(cluster, args.rounds, loadgen_options(args.load), bench)
+            runs = compare.compare(cluster, args.rounds, loadgen_options(args.load))
             print(compare.render(runs), flush=True)
         elif args.command == "down":
             cluster.down()

@@ -18,6 +18,7 @@ row is its median round by msgs/s, and the table lists every round's figure.
 from echolab_loadgen.merge import last_json, merge
 
 from . import stack
+from .load import bench, deadline
 from .nodes import ClusterError
 
 TARGET = "server-poll"
@@ -27,23 +28,15 @@ BRIDGE_SERVER = "echolab-compare-server"
 LAYOUT = {"node1": [stack.SERVER_LABEL], "node2": [stack.LOAD_LABEL], "node3": [stack.LOAD_LABEL]}
 
 
-def on_a_bridge(cluster, load, bench):
+def on_a_bridge(cluster, load):
     """One loadgen run against the bridge server (``BridgeLab``), as a merged report."""
-    out = cluster.docker(
-        *(
-            BRIDGE_NODE,
-            "run",
-            "--rm",
-            "--network",
-            BRIDGE_NETWORK,
-            f"echolab-loadgen:{cluster.tag}",
-        ),
-        *("--target", BRIDGE_SERVER, "--wait", str(stack.TOOL_WAIT_S), "--json", *load),
-    )
+    run = ["run", "--rm", "--network", BRIDGE_NETWORK, f"echolab-loadgen:{cluster.tag}"]
+    args = ["--target", BRIDGE_SERVER, "--wait", str(stack.TOOL_WAIT_S), "--json", *load]
+    out = cluster.docker(BRIDGE_NODE, *run, *args, timeout=deadline(load))
     return merge({f"{BRIDGE_NODE}.bridge": last_json(out.stdout)})
 
 
-def on_two_replicas(cluster, load, bench):
+def on_two_replicas(cluster, load):
     cluster.set_roles("node2", [stack.SERVER_LABEL])
     try:
         cluster.scale(TARGET, 2)
@@ -58,15 +51,14 @@ def on_two_replicas(cluster, load, bench):
 
 SETUPS = {
     "bridge": on_a_bridge,
-    "overlay, 1 load node": lambda cluster, load, bench: bench(cluster, TARGET, 1, load),
-    "overlay, 2 load nodes": lambda cluster, load, bench: bench(cluster, TARGET, 2, load),
+    "overlay, 1 load node": lambda cluster, load: bench(cluster, TARGET, 1, load),
+    "overlay, 2 load nodes": lambda cluster, load: bench(cluster, TARGET, 2, load),
     "2 server replicas": on_two_replicas,
 }
 
 
-def compare(cluster, rounds, load, bench, log=print):
-    """``{setup: [merged report per round]}``. ``bench(cluster, target, replicas, load)`` runs
-    the stack's loadgen replicas and merges their reports (``echolab_cluster bench``)."""
+def compare(cluster, rounds, load, log=print):
+    """``{setup: [merged report per round]}``, the load given as loadgen's options."""
     if cluster.node_labels() != LAYOUT:
         raise ClusterError("compare needs the default layout: `make cluster NODES=3` (SERVERS=1)")
     config = stack.compose_config()
@@ -79,7 +71,7 @@ def compare(cluster, rounds, load, bench, log=print):
             for round_ in range(1, rounds + 1):
                 for setup, run in SETUPS.items():
                     log(f"echolab-cluster: compare, round {round_} of {rounds}: {setup}")
-                    runs[setup].append(run(cluster, load, bench))
+                    runs[setup].append(run(cluster, load))
     finally:
         cluster.set_environment(TARGET, usual)
     return runs
@@ -127,10 +119,11 @@ def render(runs):
         "|---|---|---:|---:|---:|---|",
     ]
     for setup, reports in runs.items():
-        total = median_round(reports)["total"]
+        median = median_round(reports)
+        total = median["total"]
         each = ", ".join(f"{report['total']['msgs_per_s']:,.0f}" for report in reports)
         lines.append(
-            f"| {setup} | {where(median_round(reports))} | {total['msgs_per_s']:,.0f} | "
+            f"| {setup} | {where(median)} | {total['msgs_per_s']:,.0f} | "
             f"{total['latency_us']['p50']:,} | {total['latency_us']['p99']:,} | {each} |"
         )
     return "\n".join(lines)

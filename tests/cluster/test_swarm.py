@@ -4,7 +4,7 @@ replicas summed exactly, the merged loadgen report, and a node stopped mid-run."
 import re
 
 from echolab_cluster import compare, stack
-from echolab_cluster.__main__ import bench
+from echolab_cluster.load import bench
 from echolab_cluster.nodes import STATS_PORT
 from echolab_cluster.stack import LOAD_LABEL, SERVER_LABEL, published
 
@@ -65,7 +65,7 @@ def test_the_merged_loadgen_report_adds_up(cluster):
 
 def test_compare_runs_every_setup_where_it_says_and_puts_the_cluster_back(cluster, config):
     load = ["--connections", "2", "--messages", "50"]
-    runs = compare.compare(cluster, 1, load, bench, log=lambda _: None)
+    runs = compare.compare(cluster, 1, load, log=lambda _: None)
     where = {setup: compare.where(reports[0]) for setup, reports in runs.items()}
     assert where["bridge"] == "node3 <- node3"
     assert where["overlay, 1 load node"] in ("node1 <- node2", "node1 <- node3")

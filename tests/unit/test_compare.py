@@ -1,6 +1,10 @@
-"""The compare table: each setup's median round, where it ran, every round's figure."""
+"""The compare table (each setup's median round, where it ran, every round's figure), and how
+long a loadgen run on the cluster may take."""
 
+import pytest
 from echolab_cluster.compare import median_round, render
+from echolab_cluster.load import BENCH_SLACK_S, deadline
+from echolab_cluster.nodes import ClusterError
 
 
 def report(msgs_per_s, servers=("node1",), load=("node2",), p50=900):
@@ -35,3 +39,10 @@ def test_a_row_per_setup_from_its_median_round_with_every_rounds_figure():
         "| 2 server replicas | node1, node2 <- node3 | 2,100 | 1,700 | 17,000 | "
         "2,500, 2,100, 1,900 |",
     ]
+
+
+def test_a_loadgen_run_may_take_its_duration_and_the_slack():
+    assert deadline(["--connections", "20", "--duration", "5"]) == BENCH_SLACK_S + 5
+    assert deadline(["--messages", "100"]) == BENCH_SLACK_S
+    with pytest.raises(ClusterError, match=r"--duration: not a number: 'soon'"):
+        deadline(["--duration", "soon"])
