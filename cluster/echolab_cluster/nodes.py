@@ -211,15 +211,7 @@ class Cluster:
         return [line.split()[0] for line in out.stdout.splitlines() if line.endswith(" Ready")]
 
     def load_nodes(self):
-        out = self.manager(
-            "node",
-            "ls",
-            "--filter",
-            f"node.label={stack.LOAD_LABEL}=1",
-            "--format",
-            "{{.Hostname}}",
-        )
-        return out.stdout.split()
+        return [node for node, roles in self.node_labels().items() if stack.LOAD_LABEL in roles]
 
     def node_labels(self):
         """{node: its roles}, the labels of ``stack.SERVER_LABEL`` and ``LOAD_LABEL`` it has."""
@@ -400,9 +392,7 @@ class Cluster:
 
     def ended(self, ids):
         """The tasks ``ids`` once every one has ended, else None."""
-        fmt = "{{json .}}"
-        out = self.manager("inspect", "--type", "task", "-f", fmt, *sorted(ids))
-        tasks = [json.loads(line) for line in out.stdout.splitlines()]
+        tasks = self.task_records(ids)
         if any(t["Status"]["State"] not in DONE for t in tasks):
             return None
         nodes = self.node_names()
@@ -416,6 +406,12 @@ class Cluster:
             )
             for t in sorted(tasks, key=lambda t: t.get("Slot", 0))
         ]
+
+    def task_records(self, ids, check=True):
+        """The swarm's record of each task of ``ids``. With ``check=False`` a task reaped
+        meanwhile is left out, instead of failing the call; the others still print."""
+        out = self.manager("inspect", "--type", "task", "-f", "{{json .}}", *ids, check=check)
+        return [json.loads(line) for line in out.stdout.splitlines()]
 
     def node_names(self):
         out = self.manager("node", "ls", "--format", "{{.ID}} {{.Hostname}}")
@@ -434,11 +430,7 @@ class Cluster:
         )
         if not out.stdout.split():
             return {}
-        # check=False: a task may be reaped between the two calls; the others still print.
-        found = self.manager(
-            "inspect", "--type", "task", "-f", "{{json .}}", *out.stdout.split(), check=False
-        )
-        tasks = [json.loads(line) for line in found.stdout.splitlines()]
+        tasks = self.task_records(out.stdout.split(), check=False)  # reaped since: left out
         nodes = self.node_names()
         return {
             nodes.get(t.get("NodeID"), "?"): t["Status"]["ContainerStatus"]["ContainerID"]
