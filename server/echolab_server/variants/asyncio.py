@@ -19,9 +19,13 @@ import asyncio
 from ..coroutines import CoroutineServer
 
 
+# --8<-- [start:lesson]
 class AsyncioServer(CoroutineServer):
     variant = "asyncio"
     step = 9
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
+
+
+# --8<-- [end:lesson]

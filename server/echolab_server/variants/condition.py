@@ -18,6 +18,7 @@ from ..log import Log
 _ANNOUNCE_DEADLINE = 1.0  # seconds the counting thread waits for the watcher, at most
 
 
+# --8<-- [start:lesson]
 class MilestoneCounter(MessageCounter):
     """A locked counter that wakes a watcher when the total reaches ``milestone``."""
 
@@ -41,6 +42,9 @@ class MilestoneCounter(MessageCounter):
             self._log.line(f"*** {self.milestone} messages received ***")
             self.announced = True
             self.reached.notify_all()
+
+
+# --8<-- [end:lesson]
 
 
 class ConditionServer(ThreadPerConnectionServer):

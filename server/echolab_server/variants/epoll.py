@@ -16,9 +16,13 @@ with epoll's object and flags, as ``selectors.EpollSelector`` is ``PollSelector`
 from ..eventloop import EpollReadiness, EventLoopServer
 
 
+# --8<-- [start:lesson]
 class EpollServer(EventLoopServer):
     variant = "epoll"
     step = 8
 
     def make_readiness(self) -> EpollReadiness:
         return EpollReadiness()
+
+
+# --8<-- [end:lesson]

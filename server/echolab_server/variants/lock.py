@@ -8,7 +8,11 @@ inside the lock, the updates of all clients run one after another.
 from ..blocking import ThreadPerConnectionServer
 
 
+# --8<-- [start:lesson]
 class LockServer(ThreadPerConnectionServer):
     variant = "lock"
     step = 3
     default_work_delay = 0.1
+
+
+# --8<-- [end:lesson]

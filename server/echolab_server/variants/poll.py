@@ -14,6 +14,7 @@ import select
 from ..eventloop import EventLoopServer, PollLikeReadiness
 
 
+# --8<-- [start:lesson]
 class PollReadiness(PollLikeReadiness):
     _poller_cls = select.poll
     _READ = select.POLLIN
@@ -27,3 +28,6 @@ class PollServer(EventLoopServer):
 
     def make_readiness(self) -> PollReadiness:
         return PollReadiness()
+
+
+# --8<-- [end:lesson]

@@ -14,6 +14,7 @@ from ..blocking import BlockingEchoServer
 from ..settings import Settings
 
 
+# --8<-- [start:lesson]
 class PoolServer(BlockingEchoServer):
     variant = "pool"
     step = 7
@@ -28,3 +29,6 @@ class PoolServer(BlockingEchoServer):
             # Not wait=True: busy workers are still blocked in recv. close_connections() wakes
             # them next, and queued connections, shut down too, finish as soon as they start.
             pool.shutdown(wait=False)
+
+
+# --8<-- [end:lesson]

@@ -54,6 +54,7 @@ _DEATH_WINDOW_S = 60.0
 _LOCK_DEADLINE = 2.0  # seconds to take the shared lock after a death: longer, a corpse holds it
 
 
+# --8<-- [start:lesson]
 class SharedCounts:
     """The whole server's counts, in memory that every process of it maps, and their lock.
 
@@ -84,6 +85,9 @@ class _CountingShared:
 
     def make_counter(self, cells: Cells) -> MessageCounter:
         return MessageCounter(self.log, cells, work_delay=self.work_delay, guard=self.shared.lock)
+
+
+# --8<-- [end:lesson]
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:

@@ -34,6 +34,7 @@ except ImportError:
     uvloop = None
 
 
+# --8<-- [start:lesson]
 class EchoProtocol(asyncio.BufferedProtocol):
     """One connection: echo what arrives, count it, hold reading while the echo waits.
 
@@ -88,6 +89,9 @@ class EchoProtocol(asyncio.BufferedProtocol):
             self.transport.abort()
         self.server.connections.discard(self)
         self.server.release(self.conn)
+
+
+# --8<-- [end:lesson]
 
 
 class ProtocolServer(CoroutineServer):

@@ -19,6 +19,7 @@ from ..eventloop import EventLoopServer, Readiness
 FD_SETSIZE = 1024
 
 
+# --8<-- [start:lesson]
 class SelectReadiness(Readiness):
     def __init__(self) -> None:
         self._readers: set[int] = set()
@@ -43,6 +44,9 @@ class SelectReadiness(Readiness):
         if fd >= FD_SETSIZE:
             return f"descriptor {fd} is past select()'s FD_SETSIZE ceiling ({FD_SETSIZE})"
         return None
+
+
+# --8<-- [end:lesson]
 
 
 class SelectServer(EventLoopServer):

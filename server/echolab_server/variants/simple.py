@@ -8,6 +8,7 @@ disconnects.
 from ..blocking import BlockingEchoServer
 
 
+# --8<-- [start:lesson]
 class SimpleServer(BlockingEchoServer):
     variant = "simple"
     step = 1
@@ -16,3 +17,6 @@ class SimpleServer(BlockingEchoServer):
     def serve(self) -> None:
         for conn, addr in self.accept_forever():
             self.handle(conn, addr)
+
+
+# --8<-- [end:lesson]

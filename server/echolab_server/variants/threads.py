@@ -8,8 +8,12 @@ clients leave the total well short of 200. That is the lesson, and it is kept on
 from ..blocking import ThreadPerConnectionServer
 
 
+# --8<-- [start:lesson]
 class ThreadsServer(ThreadPerConnectionServer):
     variant = "threads"
     step = 2
     counts_exactly = False  # the counter's update runs without a lock: the race
     default_work_delay = 0.1
+
+
+# --8<-- [end:lesson]

@@ -17,6 +17,7 @@ import asyncio
 from ..coroutines import CoroutineServer
 
 
+# --8<-- [start:lesson]
 class UvloopServer(CoroutineServer):
     variant = "uvloop"
     step = 10
@@ -26,3 +27,6 @@ class UvloopServer(CoroutineServer):
         import uvloop
 
         return uvloop.new_event_loop()
+
+
+# --8<-- [end:lesson]
