@@ -110,3 +110,26 @@ push: build ## tag and push the images to REGISTRY=host:port for a real swarm
 
 test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
 	.venv/bin/pytest tests/cluster $(ARGS)
+
+# ---- The lab manual (docs/, built by Zensical from mkdocs.yml; docs/reference/docs-tests.md).
+# test-docs runs the console blocks of README.md, docs/index.md and docs/lessons against the real
+# lab (fixed host ports: nothing else may publish 123NN/183NN), under its own compose project,
+# removed at the end; then it opens a lesson page in headless Chromium.
+DOCS_PROJECT ?= echolab-docs
+
+.PHONY: docs docs-serve browser test-docs
+
+docs: venv ## build the lab manual into site/ (Zensical, strict: a warning fails)
+	.venv/bin/zensical build --strict --clean
+
+docs-serve: venv ## serve the lab manual on http://127.0.0.1:8000, rebuilt as pages change
+	.venv/bin/zensical serve --dev-addr 127.0.0.1:8000
+
+browser: ## Debian's chromium and chromium-driver (headless), for the docs' browser test
+	tools/ensure-package chromium chromium
+	tools/ensure-package chromedriver chromium-driver
+
+test-docs: build docs browser ## run the docs' commands against the real lab, check a page in Chromium (~4 min)
+	COMPOSE_PROJECT_NAME="$${COMPOSE_PROJECT_NAME:-$(DOCS_PROJECT)}" $(WITH_BASE) \
+	  .venv/bin/python -m pytest -p tests.docs.plugin -p no:cacheprovider \
+	  README.md docs/index.md docs/lessons tests/docs $(ARGS)

@@ -3,5 +3,5 @@
 Host-side only (it drives Docker), so it is not part of any image: ``make bench`` runs it from
 the repository's .venv.  Modules: ``docker`` (the stack, pinning, cgroup counters), ``machine``
 (where it ran), ``measure`` (interleaved rounds, bounds, spread), ``output`` (tables, chart,
-README block), ``cli`` (the command line).
+docs/bench.md block), ``cli`` (the command line).
 """

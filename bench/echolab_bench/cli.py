@@ -8,6 +8,7 @@ it neither fights the user's lab nor measures across the host's port forwarding.
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -25,7 +26,8 @@ from .output import refresh_readme, render_chart, render_tables
 
 PROJECT = "echolab-bench"
 BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
-README = REPO / "README.md"  # its Benchmarks section holds the generated block
+README = REPO / "docs/bench.md"  # the lab manual's bench page holds the generated block
+PICTURES = REPO / "docs/pictures/bench"  # the chart it shows, copied from bench/results
 
 
 def parse_extra(text):
@@ -111,7 +113,8 @@ def build_parser():
         "--readme",
         type=Path,
         metavar="RESULT.json",
-        help="only rewrite README.md's generated results block from a result file, then stop",
+        help="only rewrite docs/bench.md's generated results block (and copy its chart into "
+        "docs/pictures/bench) from a result file, then stop",
     )
     return p
 
@@ -244,6 +247,10 @@ def readme_only(path):
         raise BenchError(f"cannot read {path}: {error}") from None
     if not refresh_readme(README, results, path.stem):
         raise BenchError(f"{README} has no generated block to replace")
+    PICTURES.mkdir(parents=True, exist_ok=True)
+    for chart in (path.with_suffix(".png"), path.with_suffix(".svg")):
+        if chart.is_file():
+            shutil.copyfile(chart, PICTURES / chart.name)
     say(f"{README.relative_to(REPO)}: the results block now shows {path.name}")
 
 

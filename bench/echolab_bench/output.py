@@ -1,4 +1,4 @@
-"""The results as Markdown tables and a chart (matplotlib: PNG and SVG), and the README's block.
+"""The results as Markdown tables and a chart (matplotlib: PNG and SVG), and the docs' block.
 
 Every throughput cell shows its median, its min-max range, a flag where the spread is wide,
 and what bound it: the reader must be able to tell a server's figure from loadgen's ceiling.
@@ -246,7 +246,7 @@ def render_chart(results, stem):
 
 
 def readme_block(results, name):
-    """The README's generated section: the tables and the chart of one result file."""
+    """docs/bench.md's generated section: the tables and the chart of one result file."""
     return "\n".join(
         [
             README_BEGIN,
@@ -254,7 +254,7 @@ def readme_block(results, name):
             "",
             render_tables(results).rstrip("\n"),
             "",
-            f"![throughput with min-max and p99 against connections](bench/results/{name}.svg)",
+            f"![throughput with min-max and p99 against connections](pictures/bench/{name}.svg)",
             README_END,
         ]
     )
