@@ -13,6 +13,8 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 
+from ..server import EchoServer
+
 TUTORIAL_STEPS = 7  # steps 1 to 7 are the tutorial's own variants; later steps go beyond it
 
 
@@ -23,8 +25,6 @@ class VariantUnavailable(Exception):
 @functools.cache
 def registry() -> dict[str, type]:
     """Every variant's class by name, in the order of the README's walk-through (``step``)."""
-    from ..server import EchoServer  # the core imports settings, which imports this package
-
     found = {}
     for module_info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{module_info.name}")
