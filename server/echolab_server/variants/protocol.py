@@ -21,6 +21,7 @@ otherwise; ``/stats`` says which (``event_loop``). Accepting, limits, stop and t
 set-up are the coroutine family's (``coroutines.CoroutineServer``): only what happens to an
 admitted socket differs.
 """
+# Plumbing (accepting, limits, signals, stop on the loop: coroutines; log, stats: server)
 
 import asyncio
 import socket
