@@ -6,6 +6,11 @@ know (``step``, ``family``, ``counts_exactly``, ``serves_at_once``, ``descriptor
 ``requires``: see ``EchoServer``). Importing them needs nothing beyond the standard library (a
 variant imports what it ``requires`` only when it runs), so the host-side bench and the tests
 read the same registry. Adding a variant is its module, its compose service, its README step.
+
+Each module shows its own lesson and takes everything else from the core (``server`` and the
+family modules). A variant that is another one plus one idea builds on that one's class, as the
+tutorial builds each step on the last: lock on threads, condition on lock, uvloop on asyncio,
+and prefork's workers on epoll's way of asking the kernel.
 """
 
 import functools

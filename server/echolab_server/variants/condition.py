@@ -50,6 +50,7 @@ class ConditionServer(LockServer):
             if next_count == self.settings.milestone:
                 with self.condition:
                     self.condition.notify_all()
+                    # Beyond the tutorial: keep the counter until the watcher has spoken.
                     self.condition.wait_for(lambda: self.announced, timeout=_ANNOUNCE_DEADLINE)
 
     # --8<-- [end:lesson]

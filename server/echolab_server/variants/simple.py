@@ -16,6 +16,8 @@ class SimpleServer(BlockingEchoServer):
     serves_at_once = 1
 
     def serve(self) -> None:
+        """Accept, then run the client's handler (the tutorial's handle_client) right here:
+        the next client is not accepted until it returns."""
         for conn, addr in self.accept_forever():
             self.handle(conn, addr)
 
