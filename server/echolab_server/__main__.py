@@ -1,9 +1,9 @@
-"""``python3 -m echolab_server --variant poll``: settings from the command line and environment."""
+"""``python3 -m echolab_server --variant poll``: the command line (``cli``), then the variant."""
 
 import sys
 
+from .cli import parse_settings
 from .server import ServerFailed
-from .settings import parse_settings
 from .variants import VariantUnavailable, server_class
 
 

@@ -1,8 +1,12 @@
 """The blocking family: one handler, run inline, by a thread per connection, or by a pool.
 
 As in ``socketserver``, the handler is written once (the tutorial's ``handle_client``) and the
-variants differ only in who runs it. Backpressure comes for free: a client that stops
+variants differ only in who runs it, which each writes in its own ``serve`` (simple: inline,
+threads: a thread each, pool: an executor). Backpressure comes for free: a client that stops
 reading blocks its own ``sendall``, so nothing is buffered beyond one ``recv``.
+
+What is here is what no lesson is about: accepting until shutdown, the set of open sockets
+that ``stop()`` wakes, refusing what cannot be served.
 """
 
 import contextlib
@@ -27,10 +31,9 @@ class BlockingEchoServer(EchoServer):
         self._open_changed = threading.Condition()
 
     def make_counter(self, cells: Cells) -> MessageCounter:
-        """Handlers may run in threads at once, so the counter's update runs under a lock,
-        unless losing updates is the variant's lesson (``counts_exactly = False``)."""
-        guard = threading.Lock() if self.counts_exactly else None
-        return MessageCounter(self.log, cells, work_delay=self.work_delay, guard=guard)
+        """Handlers may run in threads at once, so ``add_one`` (pool's) runs under a lock.
+        threads, lock and condition update the counter with code of their own."""
+        return MessageCounter(self.log, cells, work_delay=self.work_delay, guard=threading.Lock())
 
     def accept_forever(self) -> Iterator[tuple[socket.socket, tuple]]:
         while True:
@@ -42,6 +45,7 @@ class BlockingEchoServer(EchoServer):
                         accepted[0].shutdown(socket.SHUT_RDWR)
                 yield accepted
 
+    # --8<-- [start:handler]
     def handle(self, conn: socket.socket, addr: tuple) -> None:
         """The tutorial's handle_client(): recv, count, print, sendall, until the client closes."""
         try:
@@ -54,6 +58,8 @@ class BlockingEchoServer(EchoServer):
         finally:
             self.release(conn)
             self._forget(conn)  # last: close_connections() waits for this, totals must be final
+
+    # --8<-- [end:handler]
 
     def turn_away(self, conn: socket.socket, addr: tuple, reason: str) -> None:
         """Refuse a connection already admitted that cannot be served after all."""
@@ -82,17 +88,3 @@ class BlockingEchoServer(EchoServer):
         """Give the woken handlers a moment to finish and close their sockets."""
         with self._open_changed:
             self._open_changed.wait_for(lambda: not self._open, timeout=_SHUTDOWN_GRACE)
-
-
-class ThreadPerConnectionServer(BlockingEchoServer):
-    """A thread per connection: the tutorial's handle_new_connections_threads()."""
-
-    def serve(self) -> None:
-        for conn, addr in self.accept_forever():
-            thread = threading.Thread(
-                target=self.handle, args=(conn, addr), name=f"client-{addr[1]}", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError as error:  # out of threads: the container's pids_limit, say
-                self.turn_away(conn, addr, f"cannot start a thread for it ({error})")

@@ -3,9 +3,9 @@
 The handler reads like the blocking family's (read, count, write, until the client closes),
 but each ``await`` hands the thread back to the event loop instead of blocking it: the shape of
 the thread-per-connection program at the cost of the event loop. The variants differ only in
-the loop (``new_event_loop``): asyncio's own, or uvloop's, which speaks the same interface.
-The protocol variant keeps this loop, accept and stop, and swaps the per-connection coroutine
-(``serve_connection``) for callbacks.
+the loop (``new_event_loop``) and in what serves a connection (``serve_connection``): the
+asyncio variant's coroutine (which uvloop runs on its own loop), or the protocol variant's
+callbacks. Everything around them is here: accepting, limits, the signals, stop.
 
 What echolab adds to the textbook ``asyncio.start_server`` echo:
 - accepting goes through the core's ``accept()`` when the loop reports the listener readable,
@@ -35,7 +35,7 @@ import signal
 import socket
 from abc import abstractmethod
 
-from .server import EchoServer, ShutdownRequested, describe
+from .server import EchoServer, ShutdownRequested
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -138,24 +138,7 @@ class CoroutineServer(EchoServer):
         except Exception as error:  # the listener is broken: end serve() with the error
             self._finish(error)
 
+    @abstractmethod
     async def serve_connection(self, conn: socket.socket, addr: tuple) -> None:
-        """The tutorial's handle_client(), as a coroutine."""
-        writer = None
-        try:
-            reader, writer = await asyncio.open_connection(sock=conn)
-            writer.transport.set_write_buffer_limits(high=self.settings.output_cap)
-            self.transports.add(writer.transport)
-            while data := await reader.read(self.settings.recv_size):
-                self.received(data)
-                writer.write(data)
-                self.traffic.sent(len(data))
-                await writer.drain()  # waits only while more than output_cap bytes are unsent
-            writer.close()  # after what is still buffered has gone out
-            await writer.wait_closed()
-        except OSError as error:
-            self.log.line(f"Connection from {addr} ended: {describe(error)}")
-        finally:
-            if writer is not None:
-                self.transports.discard(writer.transport)
-                writer.transport.abort()  # at shutdown: drop what the client has not taken
-            self.release(conn)
+        """Serve one admitted connection until it ends, then ``release`` it: the variant's
+        lesson (asyncio: a coroutine over streams; protocol: callbacks)."""

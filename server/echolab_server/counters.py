@@ -30,14 +30,12 @@ class _Cell:
 
 
 class MessageCounter:
-    """The tutorial's ``messageCounter``: read, simulated work, write, then print the total.
+    """The tutorial's ``messageCounter``: the total, the simulated work, the total's line.
 
-    The three steps are one atomic update only if ``guard`` makes them so. Without a guard,
-    two threads can read the same value and one of the two increments is lost: the race the
-    threads variant shows on purpose. Single-threaded variants need no guard at all.
-
-    The total is printed inside the guard, so that with a lock the lines come out in the
-    order the messages were counted.
+    How the total is updated is a lesson, so threads, lock and condition write their update
+    out in their own modules (``count_message``), from the parts here. Every other variant
+    counts with ``add_one``: the same read-work-write, made one atomic step by ``guard`` (a
+    lock, or none where one thread does all the counting).
     """
 
     FIELDS = ("value",)
@@ -56,19 +54,21 @@ class MessageCounter:
         self._work_delay = work_delay
         self._guard = guard if guard is not None else contextlib.nullcontext()
 
-    def add_one(self) -> int:
-        with self._guard:
-            next_count = self.value + 1
-            if self._work_delay:
-                # The tutorial's threading.Event().wait(0.1): "simulate some network latency".
-                time.sleep(self._work_delay)
-            self.value = next_count
-            self.counted(next_count)
-            return next_count
+    def simulate_work(self) -> None:
+        """The tutorial's ``threading.Event().wait(0.1)``: "simulate some network latency"."""
+        if self._work_delay:
+            time.sleep(self._work_delay)
 
     def counted(self, total: int) -> None:
-        """Report a new total; called inside the guard."""
+        """Print a new total; with a lock, called inside it, so the lines come out in order."""
         self._log.per_message(f"Total messages received: {total}")
+
+    def add_one(self) -> None:
+        with self._guard:
+            next_count = self.value + 1
+            self.simulate_work()
+            self.value = next_count
+            self.counted(next_count)
 
 
 class Traffic:

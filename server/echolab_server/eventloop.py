@@ -1,10 +1,9 @@
 """The event-loop family: one thread, one loop over ready sockets, per-connection output buffers.
 
 The loop is written once; the variants differ only in how they ask the kernel which sockets
-are ready (``Readiness``: select, poll, epoll), as in ``selectors``: one abstract base, the
-event constants defined once (``selectors.EVENT_READ``/``EVENT_WRITE``, reused here), and
-poll and epoll served by one poll-like class that differs only in its kernel object and flags
-(``selectors._PollLikeSelector``).
+are ready, as in ``selectors``: one abstract base (``Readiness``), the event constants defined
+once (``selectors.EVENT_READ``/``EVENT_WRITE``, reused here), and one short class per mechanism,
+written in the variant's own module (select.py, poll.py, epoll.py) because that is its lesson.
 
 What the loop does that the tutorial's loops do not:
 - it tries each echo at once and asks for write-readiness only when the kernel's send
@@ -17,8 +16,6 @@ What the loop does that the tutorial's loops do not:
   sleeping, so the clients it has keep being served.
 """
 
-import math
-import select
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -53,62 +50,11 @@ class Readiness(ABC):
         """Release the mechanism's own descriptor, if it has one."""
 
 
-class PollLikeReadiness(Readiness):
-    """poll and epoll: each socket is registered once and modified when its interest changes;
-    the kernel answers with (fd, flags). They differ only in the kernel object, its flags and
-    its timeout unit, which subclasses set (``selectors._PollLikeSelector``'s shape)."""
-
-    _poller_cls: type
-    _READ: int
-    _WRITE: int
-    _TICKS_PER_SECOND: int  # poll() takes milliseconds, epoll.poll() seconds
-
-    def __init__(self) -> None:
-        self._poller = self._poller_cls()
-        self._watched: set[int] = set()
-
-    def watch(self, fd: int, events: int) -> None:
-        flags = (self._READ if events & EVENT_READ else 0) | (
-            self._WRITE if events & EVENT_WRITE else 0
-        )
-        if fd in self._watched:
-            self._poller.modify(fd, flags)
-        else:
-            self._poller.register(fd, flags)
-            self._watched.add(fd)
-
-    def forget(self, fd: int) -> None:
-        self._watched.discard(fd)
-        self._poller.unregister(fd)
-
-    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        ticks = None if timeout is None else math.ceil(timeout * self._TICKS_PER_SECOND)
-        # Flags beyond the one asked for (hang-up, error) mean both: as selectors reads them.
-        return [
-            (
-                fd,
-                (EVENT_WRITE if flags & ~self._READ else 0)
-                | (EVENT_READ if flags & ~self._WRITE else 0),
-            )
-            for fd, flags in self._poller.poll(ticks)
-        ]
-
-
-class EpollReadiness(PollLikeReadiness):
-    """epoll: the kernel keeps the watched set, so a wait costs O(ready), not O(watched).
-
-    An epoll instance lives in the kernel and remembers what each socket is watched for, so
-    the loop stays as quick with 10,000 idle connections as with ten. (epoll and prefork's
-    workers use it; ``selectors.EpollSelector`` is the same few lines.)
-    """
-
-    _poller_cls = select.epoll
-    _READ = select.EPOLLIN
-    _WRITE = select.EPOLLOUT
-    _TICKS_PER_SECOND = 1
-
-    def close(self) -> None:
-        self._poller.close()
+def ready_events(flags: int, read_flag: int, write_flag: int) -> int:
+    """What poll or epoll reported for a socket, as EVENT_READ and EVENT_WRITE. Flags beyond
+    the one asked for (hang-up, error) mean both, as ``selectors`` reads them: the next recv
+    or send reports what happened."""
+    return (EVENT_WRITE if flags & ~read_flag else 0) | (EVENT_READ if flags & ~write_flag else 0)
 
 
 class Connection:

@@ -1,7 +1,8 @@
 """What every variant shares: the listening socket, counting, logging, limits, stats, shutdown.
 
-A variant is a subclass that says how connections are served (``serve``) and which message
-counter it keeps (``make_counter``); everything else is written once, here. Its class also
+A variant is a subclass that says how connections are served (``serve``) and, where that is its
+lesson, how the message counter is updated (``count_message``); everything else is written
+once, here. Its class also
 carries the facts about it that tests and the bench read (``variants.registry()``).
 """
 
@@ -139,6 +140,11 @@ class EchoServer(ABC):
         """The message counter, in ``cells``; a single thread needs no guard, the default."""
         return MessageCounter(self.log, cells, work_delay=self.work_delay)
 
+    def count_message(self) -> None:
+        """Add one to the message counter. Where updating it is the lesson (threads, lock,
+        condition), the variant writes its own update here."""
+        self.messages.add_one()
+
     def start(self) -> None:  # noqa: B027 - a hook: only prefork has something to start
         """Start what runs beside the listener before the server says it is ready (prefork: its
         workers); raise ServerFailed if that cannot be done."""
@@ -266,7 +272,7 @@ class EchoServer(ABC):
         """The tutorial's per-message step: print it, count it (the total prints itself)."""
         self.log.per_message(f"Received: {data!r}")
         self.traffic.received(len(data))
-        self.messages.add_one()
+        self.count_message()
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from echolab_server.blocking import ThreadPerConnectionServer
 from echolab_server.variants import registry, variant_names
+from echolab_server.variants.threads import ThreadsServer
 
 from .inprocess import DEADLINE, closed_by_server, connect, echo_once, recv_exactly, run_server
 
@@ -270,9 +270,7 @@ def test_out_of_descriptors_pauses_accepting_and_serves_the_others(variant: str)
     assert run.server.traffic.connections_total == 4
 
 
-@pytest.mark.parametrize(
-    "variant", variant_names(lambda server: issubclass(server, ThreadPerConnectionServer))
-)
+@pytest.mark.parametrize("variant", variant_names(lambda server: issubclass(server, ThreadsServer)))
 def test_out_of_threads_refuses_the_newcomer_and_keeps_serving(
     variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

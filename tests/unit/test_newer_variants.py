@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from echolab_server import processes
 from echolab_server.__main__ import main
 from echolab_server.log import Log
 from echolab_server.server import ServerFailed
@@ -130,7 +131,7 @@ def _prefork(**overrides) -> prefork.PreforkServer:
 def test_prefork_stops_with_an_error_when_workers_keep_dying(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prefork, "_DEATHS_ALLOWED", 1)
+    monkeypatch.setattr(processes, "_DEATHS_ALLOWED", 1)
     server = _prefork(processes=1)
 
     def kill_twice() -> None:
@@ -155,7 +156,7 @@ def test_prefork_stops_with_an_error_when_workers_keep_dying(
 def test_prefork_start_failure_says_so_and_closes_the_listener_and_stats(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prefork, "_START_DEADLINE", 0.0)  # no worker can be listening in time
+    monkeypatch.setattr(processes, "_START_DEADLINE", 0.0)  # no worker can be listening in time
     server = _prefork(processes=2, stats_port=0)
     with pytest.raises(ServerFailed, match=r"prefork: only [01] of 2 workers were listening on"):
         server.serve_until_signalled()
@@ -175,7 +176,7 @@ def test_prefork_start_failure_is_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Not 'cannot listen on ...': the workers are what failed, and the line says so."""
-    monkeypatch.setattr(prefork, "_START_DEADLINE", 0.0)
+    monkeypatch.setattr(processes, "_START_DEADLINE", 0.0)
     ports = ["--port", str(_free_port()), "--stats-port", str(_free_port())]
     code = main(["--variant", "prefork", "--host", "127.0.0.1", *ports, "--processes", "2"])
     out, err = capsys.readouterr()

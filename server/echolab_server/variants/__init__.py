@@ -6,12 +6,19 @@ know (``step``, ``family``, ``counts_exactly``, ``serves_at_once``, ``descriptor
 ``requires``: see ``EchoServer``). Importing them needs nothing beyond the standard library (a
 variant imports what it ``requires`` only when it runs), so the host-side bench and the tests
 read the same registry. Adding a variant is its module, its compose service, its README step.
+
+Each module shows its own lesson and takes everything else from the core (``server`` and the
+family modules). A variant that is another one plus one idea builds on that one's class, as the
+tutorial builds each step on the last: lock on threads, condition on lock, uvloop on asyncio,
+and prefork's workers on epoll's way of asking the kernel.
 """
 
 import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
+
+from ..server import EchoServer
 
 TUTORIAL_STEPS = 7  # steps 1 to 7 are the tutorial's own variants; later steps go beyond it
 
@@ -23,8 +30,6 @@ class VariantUnavailable(Exception):
 @functools.cache
 def registry() -> dict[str, type]:
     """Every variant's class by name, in the order of the README's walk-through (``step``)."""
-    from ..server import EchoServer  # the core imports settings, which imports this package
-
     found = {}
     for module_info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{module_info.name}")

@@ -8,55 +8,49 @@ One step beyond the tutorial: the counting thread keeps the counter's lock until
 has spoken (a second wait on the same condition), so the announcement lands right after
 ``Total messages received: 100`` and never after 101.
 """
+# Plumbing (a thread per connection: threads; handler loop: blocking; log, stats: server)
 
 import threading
 
-from ..blocking import ThreadPerConnectionServer
-from ..counters import Cells, MessageCounter
-from ..log import Log
+from .lock import LockServer
 
 _ANNOUNCE_DEADLINE = 1.0  # seconds the counting thread waits for the watcher, at most
 
 
 # --8<-- [start:lesson]
-class MilestoneCounter(MessageCounter):
-    """A locked counter that wakes a watcher when the total reaches ``milestone``."""
-
-    def __init__(self, log: Log, cells: Cells, *, work_delay: float, milestone: int) -> None:
-        super().__init__(log, cells, work_delay=work_delay, guard=threading.Lock())
-        self.milestone = milestone
-        self.reached = threading.Condition()
-        self.announced = False
-
-    def counted(self, total: int) -> None:
-        super().counted(total)
-        if total == self.milestone:
-            with self.reached:
-                self.reached.notify_all()
-                self.reached.wait_for(lambda: self.announced, timeout=_ANNOUNCE_DEADLINE)
-
-    def watch(self) -> None:
-        """The tutorial's notify_100(): sleep until notified, check, announce once."""
-        with self.reached:
-            self.reached.wait_for(lambda: self.value >= self.milestone)
-            self._log.line(f"*** {self.milestone} messages received ***")
-            self.announced = True
-            self.reached.notify_all()
-
-
-# --8<-- [end:lesson]
-
-
-class ConditionServer(ThreadPerConnectionServer):
+class ConditionServer(LockServer):
     variant = "condition"
     step = 4
-    default_work_delay = 0.1
 
-    def make_counter(self, cells: Cells) -> MilestoneCounter:
-        return MilestoneCounter(
-            self.log, cells, work_delay=self.work_delay, milestone=self.settings.milestone
-        )
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.condition = threading.Condition()  # the tutorial's condition
+        self.announced = False
 
     def serve(self) -> None:
-        threading.Thread(target=self.messages.watch, name="notify-milestone", daemon=True).start()
+        threading.Thread(target=self.notify_milestone, name="notify-milestone", daemon=True).start()
         super().serve()
+
+    def notify_milestone(self) -> None:
+        """The tutorial's notify_100(): sleep until notified, check, announce once."""
+        milestone = self.settings.milestone
+        with self.condition:
+            self.condition.wait_for(lambda: self.messages.value >= milestone)
+            self.log.line(f"*** {milestone} messages received ***")
+            self.announced = True
+            self.condition.notify_all()
+
+    def count_message(self) -> None:
+        """lock's update; the thread that reaches the milestone wakes the watcher."""
+        with self.message_counter_lock:
+            next_count = self.messages.value + 1
+            self.messages.simulate_work()
+            self.messages.value = next_count
+            self.messages.counted(next_count)
+            if next_count == self.settings.milestone:
+                with self.condition:
+                    self.condition.notify_all()
+                    # Beyond the tutorial: keep the counter until the watcher has spoken.
+                    self.condition.wait_for(lambda: self.announced, timeout=_ANNOUNCE_DEADLINE)
+
+    # --8<-- [end:lesson]

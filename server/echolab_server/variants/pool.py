@@ -7,6 +7,7 @@ The tutorial counts with ``messageCounter.append(data)``, relying on list.append
 under CPython's GIL, and keeps every message ever received. echolab uses a lock instead: the
 list grows without bound, and the tutorial itself warns that the GIL is no portable guarantee.
 """
+# Plumbing (the handler loop, counting under a lock, shutdown: blocking; log, stats: server)
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,5 +31,4 @@ class PoolServer(BlockingEchoServer):
             # them next, and queued connections, shut down too, finish as soon as they start.
             pool.shutdown(wait=False)
 
-
-# --8<-- [end:lesson]
+    # --8<-- [end:lesson]

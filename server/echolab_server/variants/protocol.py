@@ -21,6 +21,7 @@ otherwise; ``/stats`` says which (``event_loop``). Accepting, limits, stop and t
 set-up are the coroutine family's (``coroutines.CoroutineServer``): only what happens to an
 admitted socket differs.
 """
+# Plumbing (accepting, limits, signals, stop on the loop: coroutines; log, stats: server)
 
 import asyncio
 import socket
@@ -36,11 +37,9 @@ except ImportError:
 
 # --8<-- [start:lesson]
 class EchoProtocol(asyncio.BufferedProtocol):
-    """One connection: echo what arrives, count it, hold reading while the echo waits.
-
-    Buffered, so the loop reads into our buffer of ``--recv-size`` bytes: a read is at most one
-    counted message, as a ``recv(recv_size)`` is in every variant, and what the transport holds
-    past ``--output-cap`` is at most one read (a plain Protocol is handed the loop's 256 KiB)."""
+    """One connection: the loop calls these methods; they echo, count, and pause reading
+    while the echo waits. (Buffered: a read is at most ``--recv-size`` bytes, one counted
+    message as in every variant, not the 256 KiB a plain Protocol is handed.)"""
 
     def __init__(self, server: "ProtocolServer", conn: socket.socket, addr: tuple) -> None:
         self.server = server
@@ -79,6 +78,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
             self.server.log.line(f"Connection from {self.addr} ended: {describe(error)}")
         self.end()
 
+    # --8<-- [end:lesson]
+
     def end(self) -> None:
         """Drop the connection (once): at shutdown, what the client has not taken goes too."""
         if self.released:
@@ -89,9 +90,6 @@ class EchoProtocol(asyncio.BufferedProtocol):
             self.transport.abort()
         self.server.connections.discard(self)
         self.server.release(self.conn)
-
-
-# --8<-- [end:lesson]
 
 
 class ProtocolServer(CoroutineServer):

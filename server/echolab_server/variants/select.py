@@ -10,6 +10,7 @@ The tutorial also passes its inputs as the "exceptional" list and closes whateve
 there; on a TCP socket that list reports urgent (out-of-band) data, not errors. echolab keeps
 urgent bytes inline (SO_OOBINLINE) and lets recv and send report errors instead.
 """
+# Plumbing (the loop, buffers, backpressure: eventloop; socket, log, stats, shutdown: server)
 
 import select
 from selectors import EVENT_READ, EVENT_WRITE
@@ -34,6 +35,7 @@ class SelectReadiness(Readiness):
         self._writers.discard(fd)
 
     def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        # Three lists in, three out, every call: the kernel checks each socket given.
         readable, writable, _ = select.select(self._readers, self._writers, [], timeout)
         events = dict.fromkeys(readable, EVENT_READ)
         for fd in writable:
@@ -46,9 +48,6 @@ class SelectReadiness(Readiness):
         return None
 
 
-# --8<-- [end:lesson]
-
-
 class SelectServer(EventLoopServer):
     variant = "select"
     step = 5
@@ -56,3 +55,5 @@ class SelectServer(EventLoopServer):
 
     def make_readiness(self) -> SelectReadiness:
         return SelectReadiness()
+
+    # --8<-- [end:lesson]

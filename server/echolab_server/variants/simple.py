@@ -4,6 +4,7 @@ The main thread runs the handler itself, so while one client is connected the ne
 accepted by the kernel (it waits in the listen backlog) but gets no echo until the first
 disconnects.
 """
+# Plumbing (the handler loop, accepting, shutdown: blocking; log, stats, limits: server)
 
 from ..blocking import BlockingEchoServer
 
@@ -15,8 +16,9 @@ class SimpleServer(BlockingEchoServer):
     serves_at_once = 1
 
     def serve(self) -> None:
+        """Accept, then run the client's handler (the tutorial's handle_client) right here:
+        the next client is not accepted until it returns."""
         for conn, addr in self.accept_forever():
             self.handle(conn, addr)
 
-
-# --8<-- [end:lesson]
+    # --8<-- [end:lesson]
