@@ -14,6 +14,7 @@ import doctest
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from sybil import Sybil
@@ -54,6 +55,7 @@ def run(command):
 
 
 def evaluate_console(example):
+    __tracebackhide__ = True
     for command, shown in transcript(example.parsed):
         printed = run(command)
         if not CHECKER.check_output(shown + "\n", printed + "\n", FLAGS):
@@ -95,6 +97,8 @@ def lab():
 pytest_collect_file = Sybil(
     parsers=[CodeBlockParser(language="console", evaluator=evaluate_console), SkipParser()],
     patterns=["README.md", "docs/index.md", "docs/lessons/*.md"],
-    path="../..",
+    path=str(
+        Path(__file__).resolve().parents[2]
+    ),  # the repository root, resolved: Sybil compares paths
     fixtures=["lab"],
 ).pytest()

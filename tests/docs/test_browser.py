@@ -28,7 +28,8 @@ def lesson_lines(module):
     """The code lines of a module's snippet section ``lesson``, as the page must show them."""
     section = re.search(r"\[start:lesson\]\n(.*?)\n[^\n]*\[end:lesson\]", module.read_text(), re.S)
     assert section, f"{module} has no lesson section"
-    return [line.strip() for line in section.group(1).splitlines() if line.strip()]
+    lines = [line.strip() for line in section.group(1).splitlines()]
+    return [line for line in lines if line and "--8<--" not in line]  # nested markers: not shown
 
 
 @pytest.fixture(scope="module")
