@@ -1,8 +1,8 @@
-"""The docs' examples, run against the real lab (make test-docs; docs/reference/docs-tests.md).
+"""The docs' examples, run against the real lab (make test-docs; docs/reference/tests.md).
 
 A fenced ``console`` block in README.md, docs/index.md or docs/lessons/*.md is a transcript:
 each ``$ `` line is a command, run from the repository root with bash, and the lines under it
-are what it must print (stdout and stderr together, in the order written). ``...`` stands for
+are what it must print: its stdout, then its stderr. ``...`` stands for
 whatever varies (an address, a port, a time, an id, several lines), as in doctest's ELLIPSIS,
 whose checker compares them. Compose's progress lines (`` Container x  Started``) are left out
 of what a command printed. ``<!-- skip: next -->`` before a block shows it without running it;
@@ -40,18 +40,18 @@ def transcript(source):
 
 
 def run(command):
-    """What ``command`` prints, Compose's progress lines left out, trailing spaces stripped."""
+    """What ``command`` prints: its stdout, then its stderr (a pipe keeps no order between the
+    two), Compose's progress lines left out, trailing spaces stripped."""
     done = subprocess.run(
         ["bash", "-c", command],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
-    lines = [line.rstrip() for line in done.stdout.splitlines() if not PROGRESS.match(line)]
-    return "\n".join(lines).strip("\n")
+    lines = (done.stdout + done.stderr).splitlines()
+    return "\n".join(line.rstrip() for line in lines if not PROGRESS.match(line)).strip("\n")
 
 
 def evaluate_console(example):

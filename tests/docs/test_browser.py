@@ -2,7 +2,7 @@
 
 Debian's chromium and chromium-driver (make browser), no browser download. The page must show
 its variant's code (quoted from the module by a snippet section), its pictures loaded, and the
-navigation to the other lessons. It leaves a screenshot in build/docs-lesson.png.
+navigation to the other lessons. It leaves a screenshot of the page in build/docs-lesson.png, also when a check fails.
 """
 
 import functools
@@ -66,6 +66,8 @@ def browser():
 
 def test_a_lesson_page_shows_its_code_pictures_and_navigation(site_url, browser):
     browser.get(site_url + PAGE)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))  # first, so a failure can be looked at
     assert "threads" in browser.title
 
     code = "\n".join(block.text for block in browser.find_elements(By.CSS_SELECTOR, "article pre"))
@@ -85,6 +87,3 @@ def test_a_lesson_page_shows_its_code_pictures_and_navigation(site_url, browser)
         assert any(href and href.endswith(lesson) for href in links), (
             f"no link to {lesson} in the nav"
         )
-
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
