@@ -2,7 +2,8 @@
 
 Debian's chromium and chromium-driver (make browser), no browser download. The page must show
 its variant's code (quoted from the module by a snippet section), its pictures loaded, and the
-navigation to the other lessons. It leaves a screenshot of the page in build/docs-lesson.png, also when a check fails.
+navigation to the other lessons. It leaves a screenshot of the page in build/docs-lesson.png,
+also when a check fails.
 """
 
 import functools
