@@ -85,6 +85,7 @@ class EventLoopServer(EchoServer):
         self._connections: dict[int, Connection] = {}
         self._accept_again_at: float | None = None  # while the listener is not watched
 
+    # --8<-- [start:loop]
     def serve(self) -> None:
         self.listener.setblocking(False)
         listening_fd = self.listener.fileno()
@@ -101,6 +102,8 @@ class EventLoopServer(EchoServer):
             if self._accept_again_at is not None and time.monotonic() >= self._accept_again_at:
                 self._accept_again_at = None
                 self._readiness.watch(listening_fd, EVENT_READ)
+
+    # --8<-- [end:loop]
 
     def pause_accepting(self, seconds: float) -> None:
         """Stop watching the listener and watch it again in ``seconds``; everyone else is served
