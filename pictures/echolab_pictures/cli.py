@@ -67,7 +67,7 @@ def build_parser():
         f"{','.join(map(str, IDLE_LEVELS))})",
     )
     p.add_argument(
-        "--runs", type=positive(int), default=3, help="readiness-cost runs per point (default 3)"
+        "--runs", type=positive(int), default=5, help="readiness-cost runs per point (default 5)"
     )
     p.add_argument(
         "--duration",

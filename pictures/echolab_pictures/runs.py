@@ -9,13 +9,14 @@ more than what is measured). The sleeps below are the choreography of the experi
 the first client holds on), never a wait for readiness.
 """
 
+import contextlib
 import json
 import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from echolab_bench.docker import BenchError
+from echolab_bench.docker import BenchError, run
 from echolab_bench.measure import loadgen_json
 from echolab_loadgen.experiment import read_echo
 
@@ -23,6 +24,7 @@ from . import logs
 
 TIMEOUT_S = 30.0  # the longest any socket here waits: far past the hold, and a loaded machine
 IDLE_OPENERS = 8  # loadgen processes opening idle connections at once
+IDLE_HOLD_MAX_S = 900.0  # idle connections are let go at the end of their block, or after this
 
 
 def log_of(stack, service):
@@ -137,27 +139,38 @@ def waiting_line(stack, variant, holders, gap_s, hold_s):
     }
 
 
-def hold_idle(stack, host, count, hold_s, openers=IDLE_OPENERS):
-    """``count`` idle connections held for ``hold_s`` from loadgen's container, opened by
-    ``openers`` loadgen processes at once (each connection is proved live by an echo, so
-    opening them one by one would take a round trip each). Returns (processes, how many
-    opened, why the first one that failed did, or None); the processes end by themselves.
+@contextlib.contextmanager
+def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OPENERS):
+    """``count`` idle connections from loadgen's container, held for the ``with`` block (at
+    most ``hold_s``): yields (how many opened, why the first that failed did, or None).
 
-    An opener that fails still holds what it opened, for ``hold_s``: to find how many a server
-    holds at once, use one opener (the others could go on once it lets go)."""
+    ``openers`` loadgen processes open them at once: each connection is proved live by an
+    echo, so one by one they would take a round trip each. An opener that fails still holds
+    what it opened: to find how many a server holds at once, use one opener (the others could
+    go on once it lets go). At the end each opener is interrupted by its own process id.
+    """
     shares = [count // openers + (i < count % openers) for i in range(openers)]
-    procs = []
-    for share in filter(None, shares):
-        argv = [*stack.loadgen, "--target", host, "--idle", str(share), "--hold", f"{hold_s:g}"]
-        argv += ["--timeout", f"{TIMEOUT_S:g}", "--json"]
-        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
-    opened, failures = 0, []
-    for proc in procs:
-        line = proc.stdout.readline()  # printed once its connections are open, then held
-        held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "no result"}
-        opened += held["idle_open"]
-        failures += filter(None, [held["idle_failure"]])
-    return procs, opened, failures[0] if failures else None
+    procs, pids, opened, failures = [], [], 0, []
+    try:
+        for share in filter(None, shares):
+            argv = ["docker", "exec", stack.loadgen_container, "sh", "-c"]
+            argv += ['echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
+            argv += ["--target", host, "--idle", str(share), "--hold", f"{hold_s:g}"]
+            argv += ["--timeout", f"{TIMEOUT_S:g}"]
+            procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+        for proc in procs:
+            pids.append(proc.stdout.readline().strip())
+            line = proc.stdout.readline()  # printed once its connections are open, then held
+            held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "none"}
+            opened += held["idle_open"]
+            failures += filter(None, [held["idle_failure"]])
+        yield opened, failures[0] if failures else None
+    finally:
+        for proc, pid in zip(procs, pids, strict=False):
+            if proc.poll() is None and pid.isdigit():
+                run(["docker", "exec", stack.loadgen_container, "kill", "-INT", pid], check=False)
+        for proc in procs:
+            proc.wait(timeout=60)
 
 
 def readiness_cost(stack, targets, levels, runs, duration_s, report):
@@ -174,19 +187,14 @@ def readiness_cost(stack, targets, levels, runs, duration_s, report):
         out[variant] = points = []
         for level in levels:
             if ceiling is not None and level >= ceiling:
-                procs, opened, failure = hold_idle(stack, host, level, 0, openers=1)
-                for proc in procs:
-                    proc.wait(timeout=120)
-                points.append({"idle": level, "idle_open": opened, "idle_failure": failure})
+                with idle_connections(stack, host, level, hold_s=0, openers=1) as (opened, why):
+                    points.append({"idle": level, "idle_open": opened, "idle_failure": why})
                 report(variant, points[-1])
                 break
-            hold = runs * (duration_s + 5) + 10  # longer than the runs, with their exec
-            procs, opened, failure = hold_idle(stack, host, level, hold) if level else ([], 0, None)
-            if failure:
-                raise BenchError(f"{host} held {opened} of {level} idle connections: {failure}")
-            measured = [busy_client(stack, host, cgroup, duration_s) for _ in range(runs)]
-            for proc in procs:
-                proc.wait(timeout=hold + 60)
+            with idle_connections(stack, host, level) as (opened, failure):
+                if failure:
+                    raise BenchError(f"{host} held {opened} of {level} idle connections: {failure}")
+                measured = [busy_client(stack, host, cgroup, duration_s) for _ in range(runs)]
             points.append({"idle": level, "idle_open": opened, "runs": measured})
             report(variant, points[-1])
     return out
