@@ -167,10 +167,15 @@ def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OP
         yield opened, failures[0] if failures else None
     finally:
         for proc, pid in zip(procs, pids, strict=False):
-            if proc.poll() is None and pid.isdigit():
-                run(["docker", "exec", stack.loadgen_container, "kill", "-INT", pid], check=False)
+            if proc.poll() is None and pid.isdigit():  # the image has kill as sh's builtin only
+                interrupt = ["sh", "-c", 'kill -INT "$1"', "kill", pid]
+                run(["docker", "exec", stack.loadgen_container, *interrupt], check=False)
         for proc in procs:
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise BenchError(f"an idle opener to {host} did not end when told to") from None
 
 
 def readiness_cost(stack, targets, levels, runs, duration_s, report):
