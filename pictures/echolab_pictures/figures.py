@@ -185,42 +185,58 @@ def stop_of(points):
 
 
 def readiness_cost(data, run):
-    """Server CPU and median latency per echo against the idle connections watched."""
+    """Server CPU and median latency per echo against the idle connections watched; where a
+    variant stops (select at FD_SETSIZE), a line and what stopped it."""
     p = data["parameters"]
-    fig = new_figure((12, 5.4), run, data["variants"], p)
+    fig = new_figure((12, 5.6), run, data["variants"], p)
     cpu, latency = fig.subplots(1, 2)
     for variant, points in data["results"].items():
         colour = VARIANT_COLOURS.get(variant)
         for ax, key in ((cpu, "server_us_per_msg"), (latency, "p50_us")):
-            series = cost_points(points, key)
-            xs, median, low, high = zip(*series, strict=True)
+            xs, median, low, high = zip(*cost_points(points, key), strict=True)
             errors = [
                 [m - lo for m, lo in zip(median, low, strict=True)],
                 [hi - m for m, hi in zip(median, high, strict=True)],
             ]
             ax.errorbar(xs, median, yerr=errors, marker="o", capsize=3, color=colour, label=variant)
+        x, y = xs[-1], cost_points(points, "server_us_per_msg")[-1][1]
+        cpu.annotate(
+            f"{y:,.0f} us",
+            (x, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            color=colour,
+            fontsize=8,
+            va="center",
+        )
         stop = stop_of(points)
         if stop:
             tried, opened, why = stop
             for ax in (cpu, latency):
                 ax.axvline(p["fd_setsize"], color=colour, ls=":", lw=1.2)
             cpu.annotate(
-                f"{variant} stops at FD_SETSIZE = {p['fd_setsize']}:\nof {tried:,} idle tried, "
-                f"{opened:,} opened;\n{wrap(why)}",
-                xy=(p["fd_setsize"], cpu.get_ylim()[1] * 0.55),
-                xytext=(p["fd_setsize"] + 300, cpu.get_ylim()[1] * 0.55),
+                f"{variant} stops at FD_SETSIZE = {p['fd_setsize']}: it cannot watch\n"
+                f"descriptor {p['fd_setsize']} or above, so the server refuses\nthe newcomer. "
+                f"Of {tried:,} idle tried, {opened:,} opened;\n{wrap(why)}",
+                xy=(p["fd_setsize"], 0.62),
+                xycoords=("data", "axes fraction"),
+                xytext=(8, 0),
+                textcoords="offset points",
                 fontsize=8,
                 color=colour,
                 va="center",
             )
     cpu.set_title("server CPU per echoed message (median; bars: min-max)", fontsize=10)
     cpu.set_ylabel("server CPU per echo (us, from its cgroup)")
-    latency.set_title("round-trip time of one busy client (median; bars: min-max)", fontsize=10)
-    latency.set_ylabel("median latency per echo (us)")
+    cpu.set_ylim(bottom=0)
+    latency.set_title(
+        "round trip of the busy client (median of its p50s; bars: min-max)", fontsize=10
+    )
+    latency.set_ylabel("median latency per echo (us, log scale)")
+    latency.set_yscale("log")
     for ax in (cpu, latency):
         ax.set_xlabel("idle connections watched besides the busy one")
-        ax.set_ylim(bottom=0)
-        ax.set_xlim(left=-200)
+        ax.set_xlim(left=-300)
         ax.grid(True, alpha=0.3)
     cpu.legend(loc="upper left", fontsize=9)
     fig.suptitle(
