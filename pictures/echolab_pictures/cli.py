@@ -29,6 +29,7 @@ PROJECT = "echolab-pictures"
 OUT = REPO / "docs" / "pictures"
 EXPERIMENT = {"clients": 2, "repeat": 100}  # the tutorial's two shell loops of 100
 IDLE_LEVELS = (0, 100, 1000, 5000, 10_000)
+GAP_S = 1.0  # from the last holder served to the newcomer connecting
 READINESS = ("select", "poll", "epoll")
 
 
@@ -107,13 +108,13 @@ def noise_note(cores, load_at_start, load_at_end):
     return f"Taken on a quiet {cores}-core machine ({loads})"
 
 
-def run_facts(started, load_at_start):
-    """Which run made the pictures, and on what."""
+def run_facts(head, started, load_at_start):
+    """Which run made a picture, and on what."""
     cores, load_at_end = os.cpu_count(), machine.load_average()
     return {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "started": started.isoformat(timespec="seconds"),
-        "commit": commit(),
+        "commit": head,
         "cpu": machine.cpu_model(),
         "cores": cores,
         "kernel": platform.release(),
@@ -125,31 +126,32 @@ def run_facts(started, load_at_start):
     }
 
 
-def lessons(args, stack, wanted):
-    """threads-vs-lock, simple-wait and pool-wait, on the lab as users meet it."""
-    out = {}
-    if "threads-vs-lock" in wanted:
-        say("threads and lock: 2 loops of 100 one-message clients each (about 20 s)")
-        out["threads-vs-lock"] = {
-            "variants": ["threads", "lock"],
-            "parameters": {
-                **EXPERIMENT,
-                "work_delay_s": registry()["threads"].default_work_delay,
-            },
-            "results": runs.experiment(stack, ("threads", "lock"), **EXPERIMENT),
-        }
-    waits = {"simple-wait": ("simple", 1), "pool-wait": ("pool", registry()["pool"].serves_at_once)}
-    for name, (variant, holders) in waits.items():
-        if name in wanted:
-            say(f"{variant}: {holders} client(s) hold on for {args.hold:g} s, one more waits")
-            out[name] = {
-                "variants": [variant],
-                "parameters": {"workers": holders, "hold_s": args.hold, "gap_s": 1.0}
-                if variant == "pool"
-                else {"hold_s": args.hold, "gap_s": 1.0},
-                "results": runs.waiting_line(stack, variant, holders, 1.0, args.hold),
-            }
-    return out
+def threads_vs_lock(args, stack):
+    say("threads and lock: 2 loops of 100 one-message clients each (about 20 s)")
+    return {
+        "variants": ["threads", "lock"],
+        "parameters": {**EXPERIMENT, "work_delay_s": registry()["threads"].default_work_delay},
+        "results": runs.experiment(stack, ("threads", "lock"), **EXPERIMENT),
+    }
+
+
+def simple_wait(args, stack):
+    say(f"simple: client 1 holds on for {args.hold:g} s while client 2 waits")
+    return {
+        "variants": ["simple"],
+        "parameters": {"hold_s": args.hold, "gap_s": GAP_S},
+        "results": runs.waiting_line(stack, "simple", 1, GAP_S, args.hold),
+    }
+
+
+def pool_wait(args, stack):
+    workers = registry()["pool"].serves_at_once
+    say(f"pool: {workers} clients hold on for {args.hold:g} s while client {workers + 1} waits")
+    return {
+        "variants": ["pool"],
+        "parameters": {"workers": workers, "hold_s": args.hold, "gap_s": GAP_S},
+        "results": runs.waiting_line(stack, "pool", workers, GAP_S, args.hold),
+    }
 
 
 def report_point(variant, point):
@@ -164,7 +166,7 @@ def report_point(variant, point):
     say(f"{variant:>6} {point['idle']:>6} idle: server us/msg {cpu}; p50 us {p50}")
 
 
-def readiness(args, stack):
+def readiness_cost(args, stack):
     containers = stack.start_servers(READINESS)
     classes = registry()
     targets = {v: (Cgroup(c), classes[v].descriptor_ceiling) for v, c in containers.items()}
@@ -185,44 +187,55 @@ def readiness(args, stack):
     }
 
 
+LESSONS = {"threads-vs-lock": threads_vs_lock, "simple-wait": simple_wait, "pool-wait": pool_wait}
+LESSON_VARIANTS = ("threads", "lock", "simple", "pool")
+
+
 def measure(args):
-    """Every wanted picture's data, from the two stacks in turn; {name: document}."""
-    started, load_at_start = datetime.now(UTC), machine.load_average()
-    wanted, docs = set(args.only), {}
-    lesson_variants = ["threads", "lock", "simple", "pool"]
-    if wanted & {"threads-vs-lock", "simple-wait", "pool-wait"}:
+    """Measure each wanted picture, the two stacks in turn, and draw it as soon as its data is
+    in: a failure later on leaves the pictures made so far."""
+    head = commit()
+
+    def make(name, produce, stack):
+        started, load_at_start = datetime.now(UTC), machine.load_average()
+        doc = produce(args, stack)
+        facts = run_facts(head, started, load_at_start)
+        draw(args.out, name, {"picture": name, "run": facts, **doc})
+
+    lessons = [name for name in LESSONS if name in args.only]
+    if lessons:
+        # The lab as users meet it: the tutorial's delays, a log line per message, and ports
+        # on the host, whose own sockets time the waits.
         with Stack(args.project, None, None, None, quiet=False, publish=True) as stack:
-            stack.build([*lesson_variants, *READINESS])
+            stack.build([*LESSON_VARIANTS, *READINESS])
             stack.start_loadgen()
-            stack.start_servers(lesson_variants)
-            docs |= lessons(args, stack, wanted)
-    if "readiness-cost" in wanted:
-        pinning = default_pinning(os.cpu_count() or 1)
-        with Stack(args.project, 0, *pinning, quiet=True) as stack:
-            if not docs:
+            stack.start_servers(LESSON_VARIANTS)
+            for name in lessons:
+                make(name, LESSONS[name], stack)
+    if "readiness-cost" in args.only:
+        # Quiet (a line per message would cost more than what is measured), pinned as the
+        # bench pins: the servers and loadgen on disjoint CPUs.
+        with Stack(args.project, 0, *default_pinning(os.cpu_count() or 1)) as stack:
+            if not lessons:
                 stack.build(READINESS)
             stack.start_loadgen()
-            docs["readiness-cost"] = readiness(args, stack)
-    facts = run_facts(started, load_at_start)
-    return {name: {"picture": name, "run": facts, **doc} for name, doc in docs.items()}
+            make("readiness-cost", readiness_cost, stack)
 
 
-def draw(out, docs):
+def draw(out, name, doc):
     out.mkdir(parents=True, exist_ok=True)
-    for name, doc in docs.items():
-        (out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
-        save(DRAW[name](doc, doc["run"]), out / name)
-        say(f"wrote {out / name}.png, .svg and .json")
+    (out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+    save(DRAW[name](doc, doc["run"]), out / name)
+    say(f"wrote {out / name}.png, .svg and .json")
 
 
-def stored(out, names):
-    docs = {}
+def redraw(out, names):
     for name in names:
         try:
-            docs[name] = json.loads((out / f"{name}.json").read_text())
+            doc = json.loads((out / f"{name}.json").read_text())
         except (OSError, ValueError) as error:
             raise BenchError(f"cannot redraw {name}: {error}") from None
-    return docs
+        draw(out, name, doc)
 
 
 def interrupted(signum, frame):
@@ -238,7 +251,7 @@ def main(argv=None):
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     clock = time.monotonic()
     try:
-        draw(args.out, stored(args.out, args.only) if args.redraw else measure(args))
+        redraw(args.out, args.only) if args.redraw else measure(args)
     except BenchError as error:
         print(f"pictures: {error}", file=sys.stderr, flush=True)
         return 1

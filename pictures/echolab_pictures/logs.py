@@ -39,9 +39,3 @@ def stamped(log):
 def accepted_at(log):
     """When the server accepted each connection, in the order it accepted them."""
     return [t for t, text in stamped(log) if text.startswith(ACCEPTED)]
-
-
-def first_read_at(log, message):
-    """When the server first printed ``Received: <message>``; None if it never did."""
-    wanted = f"Received: {message!r}"
-    return next((t for t, text in stamped(log) if text == wanted), None)
