@@ -8,7 +8,7 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
-LINTED := server client loadgen bench grade cluster tests tools/wheels
+LINTED := server client loadgen bench grade cluster pictures tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -50,6 +50,10 @@ test-unit: venv ## run the unit tests only (no Docker)
 
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
+
+.PHONY: pictures
+pictures: setup ## measure and draw docs/pictures from real runs (~5 min; ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
 
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
 # FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
