@@ -52,7 +52,7 @@ bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its 
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
 
 .PHONY: pictures
-pictures: setup ## measure and draw docs/pictures from real runs (~5 min; ARGS="--help")
+pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
 	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
 
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
