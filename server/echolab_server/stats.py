@@ -24,9 +24,16 @@ is one thread running one ``selectors`` loop over non-blocking sockets, with fix
 
 Every answer is small and closes the connection (HTTP/1.0 style, ``Connection: close``): all
 that healthchecks, tests, loadgen and the bench need.
+
+``/metrics`` adds what the server's own counters cannot say and a student watches in Prometheus
+(docs/watch.md): its threads, resident memory and open descriptors, read from ``/proc`` for
+the server process and its live children (prefork's workers), so threads against epoll under a
+thousand idle connections is a graph, not a guess.
 """
 
+import contextlib
 import json
+import os
 import re
 import selectors
 import socket
@@ -66,15 +73,73 @@ _METRICS = {
 }
 
 
-def prometheus_text(snapshot: dict[str, object]) -> str:
+# name in process_figures() -> (Prometheus metric, help); all gauges. Summed over the server's
+# processes: for prefork the parent and its workers, each worker's memory its own (spawned, so
+# they share little beyond the interpreter's files; what they share is counted once per process).
+_PROCESS_METRICS = {
+    "processes": ("echolab_processes", "Processes of the server (prefork: parent and workers)."),
+    "threads": ("echolab_threads", "Threads of the server's processes, the stats thread too."),
+    "resident_bytes": (
+        "echolab_resident_memory_bytes",
+        "Resident memory (VmRSS) summed over the server's processes.",
+    ),
+    "open_fds": ("echolab_open_fds", "Open file descriptors of the server's processes."),
+}
+
+
+def _status(pid: str) -> dict[str, str] | None:
+    """A process's /proc status fields; None once it has ended or is a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields["State"].split()[0] == "Z" else fields
+
+
+def _children(pid: str) -> list[str]:
+    """The live children of every thread of ``pid`` (prefork may start a worker from any)."""
+    children: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with (
+                contextlib.suppress(FileNotFoundError),
+                open(f"/proc/{pid}/task/{task}/children") as f,
+            ):
+                children += f.read().split()
+    return children
+
+
+def process_figures(pid: int | None = None) -> dict[str, int]:
+    """Processes, threads, resident bytes and open descriptors of ``pid`` (this process by
+    default) and its live children, from /proc: what the container's server costs right now."""
+    totals = dict.fromkeys(_PROCESS_METRICS, 0)
+    main = str(pid or os.getpid())
+    for each in [main, *_children(main)]:
+        fields = _status(each)
+        if fields is None:
+            continue
+        try:
+            fds = len(os.listdir(f"/proc/{each}/fd"))
+        except FileNotFoundError:  # it ended between the two reads
+            continue
+        totals["processes"] += 1
+        totals["threads"] += int(fields["Threads"])
+        totals["resident_bytes"] += int(fields["VmRSS"].split()[0]) * 1024
+        totals["open_fds"] += fds
+    return totals
+
+
+def prometheus_text(snapshot: dict[str, object], process: dict[str, int]) -> str:
+    """The counters of ``snapshot`` and the figures of ``process``, each with HELP and TYPE."""
     label = f'{{variant="{snapshot["variant"]}"}}'
+    rows = [(*_METRICS[key], snapshot[key]) for key in _METRICS]
+    rows += [
+        (metric, "gauge", text, process[key]) for key, (metric, text) in _PROCESS_METRICS.items()
+    ]
     lines = []
-    for key, (metric, kind, text) in _METRICS.items():
-        lines += [
-            f"# HELP {metric} {text}",
-            f"# TYPE {metric} {kind}",
-            f"{metric}{label} {snapshot[key]}",
-        ]
+    for metric, kind, text, value in rows:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", f"{metric}{label} {value}"]
     return "\n".join(lines) + "\n"
 
 
@@ -312,7 +377,7 @@ class StatsEndpoint:
             totals = self._snapshot() | {"stats_connections": self.connections}
             return _response(HTTPStatus.OK, "application/json", json.dumps(totals) + "\n")
         if path == b"/metrics":
-            body = prometheus_text(self._snapshot())
+            body = prometheus_text(self._snapshot(), process_figures())
             return _response(HTTPStatus.OK, "text/plain; version=0.0.4", body)
         return _response(HTTPStatus.NOT_FOUND, "text/plain", "try /stats, /metrics or /health\n")
 

@@ -10,6 +10,8 @@ import json
 import os
 import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ import pytest
 from echolab_server import stats
 from echolab_server.log import Log
 from echolab_server.stats import StatsEndpoint
+from prometheus_client.parser import text_string_to_metric_families
 
 from ..stats_clients import REQUEST, send_a_byte_a_second
 from .inprocess import DEADLINE
@@ -284,3 +287,42 @@ def test_close_is_prompt_with_connections_held() -> None:
     for sock in held:
         with sock:
             assert read_until_closed(sock) == b""
+
+
+def test_metrics_parse_with_the_official_parser_and_describe_the_process(make_endpoint) -> None:
+    """Every family has HELP and TYPE; the process figures are this test process's own."""
+    status, body = make_endpoint().get("/metrics")
+    assert status == 200
+    families = {family.name: family for family in text_string_to_metric_families(body)}
+    assert all(
+        family.documentation and family.type in ("counter", "gauge") for family in families.values()
+    )
+    value = {sample.name: sample.value for family in families.values() for sample in family.samples}
+    assert value["echolab_messages_total"] == SNAPSHOT["messages"]
+    assert value["echolab_processes"] >= 1
+    assert value["echolab_threads"] >= threading.active_count()
+    assert value["echolab_resident_memory_bytes"] > 1 << 20
+    assert value["echolab_open_fds"] > 3
+
+
+def test_process_figures_count_live_children_too() -> None:
+    alone = stats.process_figures()
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    ) as child:
+
+        def with_child() -> bool:
+            figures = stats.process_figures()
+            return (
+                figures["processes"] == alone["processes"] + 1
+                and figures["resident_bytes"] > alone["resident_bytes"]
+            )
+
+        end = time.monotonic() + DEADLINE
+        while not with_child():  # the child's interpreter is starting
+            assert time.monotonic() < end, "the child never counted"
+            time.sleep(0.01)
+        child.stdin.close()
+    assert stats.process_figures()["processes"] == alone["processes"], (
+        "an ended child is not counted"
+    )
