@@ -42,7 +42,7 @@ up: setup ## prepare this machine if needed, then start the server variants and 
 down: ## stop and remove everything compose started here (Prometheus's data stays)
 	$(COMPOSE) --profile tools --profile observe down --remove-orphans
 
-test: setup ## run the unit and integration tests (ARGS="..." goes to pytest)
+test: setup browser ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
 
 test-unit: venv ## run the unit tests only (no Docker)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from echolab_server import stats
@@ -305,24 +306,17 @@ def test_metrics_parse_with_the_official_parser_and_describe_the_process(make_en
     assert value["echolab_open_fds"] > 3
 
 
-def test_process_figures_count_live_children_too() -> None:
-    alone = stats.process_figures()
-    with subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
-    ) as child:
-
-        def with_child() -> bool:
-            figures = stats.process_figures()
-            return (
-                figures["processes"] == alone["processes"] + 1
-                and figures["resident_bytes"] > alone["resident_bytes"]
-            )
-
+def test_process_figures_sum_the_processes_given_and_skip_ended_ones() -> None:
+    alone = stats.process_figures([os.getpid()])
+    assert alone["processes"] == 1
+    assert alone["threads"] == len(os.listdir("/proc/self/task"))
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
+        both = stats.process_figures([os.getpid(), child.pid])
+        assert 1 <= both["processes"] <= 2  # the child may have ended already
+        status = Path(f"/proc/{child.pid}/status")
         end = time.monotonic() + DEADLINE
-        while not with_child():  # the child's interpreter is starting
-            assert time.monotonic() < end, "the child never counted"
+        while "State:\tZ" not in status.read_text():  # ended, not yet reaped
+            assert time.monotonic() < end, "the child never ended"
             time.sleep(0.01)
-        child.stdin.close()
-    assert stats.process_figures()["processes"] == alone["processes"], (
-        "an ended child is not counted"
-    )
+        assert stats.process_figures([child.pid])["processes"] == 0, "a zombie is not counted"
+    assert stats.process_figures([child.pid])["processes"] == 0, "nor a process reaped"

@@ -187,6 +187,10 @@ class PreforkServer(_CountingShared, EchoServer):
     def open_listener(self) -> socket.socket:
         return _reuse_port_socket(self.settings.host, self.settings.port)
 
+    def processes(self) -> list[int]:
+        """The parent and its workers (one that ended is skipped where it is counted)."""
+        return [os.getpid(), *(worker.pid for worker in self.workers if worker is not None)]
+
     def start(self) -> None:
         """Start every worker and wait until each is listening; fail if one dies first, or if
         they are not all listening by the deadline."""
