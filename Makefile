@@ -7,7 +7,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 COMPOSE := docker compose
-IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
+IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump echolab-prometheus
 LINTED := server client loadgen bench grade cluster tests tools/wheels
 ARGS ?=
 
@@ -39,10 +39,10 @@ build: engine wheels ## build all images (servers and tools)
 up: setup ## prepare this machine if needed, then start the server variants and wait until healthy
 	$(COMPOSE) up -d --wait
 
-down: ## stop and remove everything compose started here
-	$(COMPOSE) --profile tools down --remove-orphans
+down: ## stop and remove everything compose started here (Prometheus's data stays)
+	$(COMPOSE) --profile tools --profile observe down --remove-orphans
 
-test: setup ## run the unit and integration tests (ARGS="..." goes to pytest)
+test: setup browser ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
 
 test-unit: venv ## run the unit tests only (no Docker)
@@ -63,8 +63,8 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
 
-clean: ## remove containers, echolab images, .venv and caches (keeps the base image)
-	-$(COMPOSE) --profile tools down --remove-orphans
+clean: ## remove containers, echolab images, Prometheus's data, .venv and caches (keeps the base image)
+	-$(COMPOSE) --profile tools --profile observe down --remove-orphans --volumes
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
@@ -76,6 +76,23 @@ clean: ## remove containers, echolab images, .venv and caches (keeps the base im
 clean-all: clean ## clean, and remove the base image echolab-base too
 	docker images --format '{{.Repository}}:{{.Tag}}' \
 	  | { grep '^echolab-base:' || true; } | xargs -r docker image rm
+
+# ---- Watching the lab live (docs/watch.md): Prometheus (compose profile observe) scrapes every
+# running server each second; its console draws them. `browser` is Debian's headless chromium,
+# with which the tests (and the docs' checks) look at a page.
+.PHONY: watch browser
+
+watch: build ## start the servers and Prometheus, print the address of the live graphs
+	$(COMPOSE) --profile observe build prometheus
+	$(COMPOSE) --profile observe up -d --wait
+	@echo "echolab: the lab live at http://$$($(COMPOSE) --profile observe port prometheus 9090)/consoles/echolab.html"
+	@echo "echolab: put two variants under load, e.g. in two terminals:"
+	@echo "  docker compose run --rm loadgen --target server-threads --connections 20 --duration 120"
+	@echo "  docker compose run --rm loadgen --target server-epoll --connections 20 --duration 120"
+
+browser: ## install Debian's chromium and chromedriver (headless), for the tests that look at pages
+	tools/ensure-package chromium chromium
+	tools/ensure-package chromedriver chromium-driver
 
 # ---- Beyond one machine: a Docker Swarm stack, and a simulated cluster of Docker-in-Docker nodes
 # (cluster/; README "Beyond one machine"). The cluster is named by $ECHOLAB_CLUSTER, else
