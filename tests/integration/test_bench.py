@@ -42,7 +42,7 @@ def expected_bound(run, server_cores, loadgen_cores):
 
 def test_a_tiny_bench_writes_json_tables_and_chart(tmp_path):
     """One variant, two rounds (the order of rows in a round is tested in unit tests)."""
-    argv = ["--quick", "--variants", "protocol", "--duration", "0.5", "--rounds", "2"]
+    argv = ["--quick", "--variants", "protocol", "--duration", "0.5", "--rounds", "2", "--no-c"]
     argv += ["--project", "echolab-test-bench", "--out", str(tmp_path)]
     assert cli.main(argv) == 0
 
