@@ -51,6 +51,13 @@ test-unit: venv ## run the unit tests only (no Docker)
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
 
+# Latency under load (docs/latency.md): open-loop ladders of offered rates per variant and the
+# C ruler, p99 against offered load, capacity at a p99 target. ARGS="--quick" is a smoke test;
+# the full run (every variant, 100 and 1,000 connections) takes about 40 min on 2 quiet cores.
+.PHONY: bench-latency
+bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
+
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
 # FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
 GRADE_RESULTS ?= grade-results

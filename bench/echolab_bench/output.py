@@ -14,7 +14,7 @@ from .measure import BOUNDS, SPREAD_FLAG, bound_rule
 MIB = 1 << 20
 BOUND_MARK = {key: b.mark for key, b in BOUNDS.items()}
 C_KINDS = ("ruler", "yardstick")  # the C row: "yardstick" in results before the ruler was ours
-HOLLOW_MEANS = "hollow: loadgen saturated (C or C+S), not the server's figure"
+HOLLOW_MEANS = "hollow: loadgen saturated\n(C or C+S): not the\nserver's figure"
 README_BEGIN = "<!-- bench-results:begin (generated: python -m echolab_bench --readme) -->"
 README_END = "<!-- bench-results:end -->"
 
