@@ -33,10 +33,11 @@ from echolab_server.variants import registry
 from . import machine
 from .cli import BUSY_LOAD, C_ROW, cpuset, default_pinning, minutes_or_seconds, ruler_target, say
 from .docker import REPO, BenchError, Cgroup, Stack, cores, cpu_list
-from .latency_output import render_chart, render_tables
+from .latency_output import refresh_docs, render_chart, render_tables
 from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, Target, measure, median_or_none
 
 PROJECT = "echolab-latency"
+DOCS = REPO / "docs" / "latency.md"  # its generated block shows one run
 LOADS = ((100, 64), (1000, 64))  # (connections, message size)
 # Offered rates as fractions of each row's own closed-loop capacity: low, through the knee, past.
 FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
@@ -227,6 +228,12 @@ def build_parser():
         default=REPO / "bench" / "results",
         help="where the results go (default bench/results)",
     )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        metavar="RESULT.json",
+        help="only rewrite docs/latency.md's generated block from a result file, then stop",
+    )
     return p
 
 
@@ -339,12 +346,25 @@ def write(out_dir, started, results):
     return stem, tables
 
 
+def docs_only(path):
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BenchError(f"cannot read {path}: {error}") from None
+    if not refresh_docs(DOCS, results, path.stem, C_ROW):
+        raise BenchError(f"{DOCS} has no generated block to replace")
+    say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     clock = time.monotonic()
     started = datetime.now(UTC)
     try:
+        if args.docs:
+            docs_only(args.docs)
+            return 0
         results = latency(args, make_plan(args), started)
     except BenchError as exc:
         print(f"bench-latency: {exc}", file=sys.stderr, flush=True)

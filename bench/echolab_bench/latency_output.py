@@ -9,7 +9,10 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from .measure import BOUNDS, SPREAD_FLAG, bound_rule
-from .output import HOLLOW_MEANS, fmt, styles
+from .output import HOLLOW_MEANS, fmt, replace_block, styles
+
+DOCS_BEGIN = '<!-- latency-results:begin (generated: make bench-latency ARGS="--docs X.json") -->'
+DOCS_END = "<!-- latency-results:end -->"
 
 
 def header(results):
@@ -211,3 +214,22 @@ def render_chart(results, stem):
     fig.savefig(f"{stem}.png", dpi=110)
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig.savefig(f"{stem}.svg")
+
+
+def refresh_docs(page, results, name, c_row):
+    """Replace the generated block of ``page`` (docs/latency.md) with one run's capacity tables
+    and chart; False if the page has no block."""
+    plan = results["plan"]
+    lines = [
+        DOCS_BEGIN,
+        f"From `bench/results/{name}.json` (every rate: `{name}.md`; chart: `{name}.png`, `.svg`).",
+        "",
+        *header(results),
+        "",
+    ]
+    for load in results["loads"]:
+        lines += capacity_table(load, plan["target_us"] / 1000, c_row)
+    for load in results["loads"]:
+        lines += loadgen_notes(load, plan)
+    lines += [f"![p99 against offered load](../bench/results/{name}.svg)", DOCS_END]
+    return replace_block(page, DOCS_BEGIN, DOCS_END, "\n".join(lines))

@@ -260,11 +260,16 @@ def readme_block(results, name):
     )
 
 
-def refresh_readme(readme, results, name):
-    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+def replace_block(path, begin, end, block):
+    """Replace the text from ``begin`` to ``end`` in the file with ``block``; False if absent."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         return False
-    readme.write_text(pattern.sub(lambda _: readme_block(results, name), text, count=1))
+    path.write_text(pattern.sub(lambda _: block, text, count=1))
     return True
+
+
+def refresh_readme(readme, results, name):
+    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
+    return replace_block(readme, README_BEGIN, README_END, readme_block(results, name))

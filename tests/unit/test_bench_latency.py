@@ -2,9 +2,10 @@
 loadgen gets more processes, the one bound rule, and the tables and chart of a made-up run."""
 
 import re
+from pathlib import Path
 
 import pytest
-from echolab_bench import latency
+from echolab_bench import latency, latency_output
 from echolab_bench.latency import (
     capacity_at,
     ladder,
@@ -18,6 +19,8 @@ from echolab_bench.latency_output import render_chart, render_tables
 from echolab_bench.measure import BOUNDS, Target, bound, bound_rule
 from echolab_bench.output import legend
 from echolab_server.variants import registry
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rung(offered, p99, bound_label="elsewhere", missing=0):
@@ -213,3 +216,10 @@ def test_bad_arguments_exit_2_with_one_line(capsys) -> None:
         latency.build_parser().parse_args(["--connections", "100,x"])
     assert exit_.value.code == 2
     assert "expected connection counts" in capsys.readouterr().err
+
+
+def test_docs_latency_states_the_bound_rule_the_code_uses() -> None:
+    page = (ROOT / "docs" / "latency.md").read_text()
+    block = page.split("<!-- bound-rule: kept equal")[1].split("<!-- bound-rule: end -->")[0]
+    assert block.splitlines()[1:] == bound_rule()
+    assert latency_output.DOCS_BEGIN in page and latency_output.DOCS_END in page
