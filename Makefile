@@ -8,6 +8,8 @@ SHELL := bash
 
 COMPOSE := docker compose
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
+# The bench's own images (the C ruler, compose profile "ruler"): removed by clean, never pushed.
+BENCH_IMAGES := echolab-ruler
 LINTED := server client loadgen bench grade cluster tests tools/wheels
 ARGS ?=
 
@@ -40,7 +42,7 @@ up: setup ## prepare this machine if needed, then start the server variants and 
 	$(COMPOSE) up -d --wait
 
 down: ## stop and remove everything compose started here
-	$(COMPOSE) --profile tools down --remove-orphans
+	$(COMPOSE) --profile tools --profile ruler down --remove-orphans
 
 test: setup ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
@@ -71,12 +73,12 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff format --check $(LINTED)
 
 clean: ## remove containers, echolab images, .venv and caches (keeps the base image)
-	-$(COMPOSE) --profile tools down --remove-orphans
+	-$(COMPOSE) --profile tools --profile ruler down --remove-orphans
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
-	  | { grep -E '^($(subst $() ,|,$(IMAGES))):' || true; } | xargs -r docker image rm
+	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(BENCH_IMAGES))):' || true; } | xargs -r docker image rm
 	rm -rf .venv .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
