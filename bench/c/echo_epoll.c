@@ -8,6 +8,7 @@
  *   - echo port (default 12345): every byte echoed back, in order, on the same connection;
  *   - stats port (default 8080): GET /stats answers the lab's JSON counters (messages = recv()
  *     calls that returned data, as the Python servers count them), GET /health answers 200;
+ *     at most 64 stats connections at once, each closed 5 s after its accept if not answered;
  *   - SIGTERM or SIGINT ends it with the tutorial's line, "Total messages received: N".
  *
  * Level-triggered epoll over non-blocking sockets. One 64 KiB read buffer serves every
@@ -39,6 +40,7 @@
 #define MAX_EVENTS 256
 #define HEAD_LIMIT 1024  /* bytes of a stats request's head */
 #define MAX_STATS 64     /* stats connections open at once */
+#define STATS_DEADLINE 5.0 /* seconds from a stats connection's accept to its answer */
 
 enum kind { FREE, ECHO, STATS };
 
@@ -46,16 +48,25 @@ struct conn {
     enum kind kind;
     char *buf;      /* ECHO: bytes the kernel has not taken yet; STATS: the request so far */
     size_t off, len;
+    double since;   /* STATS: when it was accepted */
 };
 
 static struct conn *conns;  /* indexed by descriptor */
 static size_t nconns;
 static int ep, echo_fd, stats_fd, spare_fd;
 static volatile sig_atomic_t stopping;
-static struct timespec started;
+static double started;
 static int open_stats;
+static int stats_fds[MAX_STATS]; /* the open stats connections; -1: a free slot */
 static uint64_t messages, bytes_received, bytes_sent;
 static uint64_t connections_total, connections_current, connections_refused;
+
+static double now_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 static void die(const char *what)
 {
@@ -94,10 +105,14 @@ static int listen_on(int port)
 static void drop(int fd)
 {
     struct conn *c = &conns[fd];
-    if (c->kind == ECHO)
+    if (c->kind == ECHO) {
         connections_current--;
-    else
+    } else {
         open_stats--;
+        for (int i = 0; i < MAX_STATS; i++)
+            if (stats_fds[i] == fd)
+                stats_fds[i] = -1;
+    }
     free(c->buf);
     *c = (struct conn){.kind = FREE};
     close(fd); /* also takes it out of the epoll set */
@@ -144,6 +159,12 @@ static void accept_all(int listener, enum kind kind)
             connections_current++;
         } else {
             open_stats++;
+            conns[fd].since = now_s();
+            for (int i = 0; i < MAX_STATS; i++)
+                if (stats_fds[i] < 0) {
+                    stats_fds[i] = fd;
+                    break;
+                }
         }
     }
 }
@@ -251,11 +272,8 @@ static void on_stats(int fd)
     if (strncmp(c->buf, "GET /health ", 12) == 0) {
         answer(fd, "200 OK", "text/plain", "ok\n");
     } else if (strncmp(c->buf, "GET /stats ", 11) == 0) {
-        struct timespec now;
         char body[512];
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double uptime = (double)(now.tv_sec - started.tv_sec) +
-                        (double)(now.tv_nsec - started.tv_nsec) / 1e9;
+        double uptime = now_s() - started;
         snprintf(body, sizeof body,
                  "{\"variant\": \"c-epoll\", \"messages\": %" PRIu64
                  ", \"bytes_received\": %" PRIu64 ", \"bytes_sent\": %" PRIu64
@@ -298,7 +316,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &started);
+    started = now_s();
+    for (int i = 0; i < MAX_STATS; i++)
+        stats_fds[i] = -1;
 
     if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
         die("getrlimit");
@@ -313,7 +333,8 @@ int main(int argc, char **argv)
     printf("c-epoll: echo on port %d, stats on port %d\n", port, stats_port);
 
     while (!stopping) {
-        int n = epoll_wait(ep, events, MAX_EVENTS, -1);
+        /* With a stats connection open, wake at least once a second to enforce its deadline. */
+        int n = epoll_wait(ep, events, MAX_EVENTS, open_stats ? 1000 : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -329,6 +350,12 @@ int main(int argc, char **argv)
                 on_echo(fd, events[i].events, buf);
             else if (conns[fd].kind == STATS)
                 on_stats(fd);
+        }
+        if (open_stats) { /* a stats client that never finishes its request is closed */
+            double now = now_s();
+            for (int i = 0; i < MAX_STATS; i++)
+                if (stats_fds[i] >= 0 && now - conns[stats_fds[i]].since > STATS_DEADLINE)
+                    drop(stats_fds[i]);
         }
     }
     printf("Total messages received: %" PRIu64 "\n", messages);

@@ -6,6 +6,7 @@ touched. What the bench relies on: exact echoes, even when the client does not r
 a reset costs only that connection; /stats counts every recv() with data and every byte.
 """
 
+import contextlib
 import json
 import socket
 import struct
@@ -132,6 +133,20 @@ def test_it_counts_every_message_and_byte(ruler) -> None:
     assert after["variant"] == "c-epoll" and after["log_per_message"] is False
 
 
+def test_silent_stats_clients_are_closed_and_stats_answer_again(ruler) -> None:
+    _, _, stats = ruler
+    silent = [socket.create_connection(("127.0.0.1", stats), timeout=10) for _ in range(70)]
+    try:
+        for sock in silent:  # each closed by the ruler: at once past 64, else at its deadline
+            with contextlib.suppress(ConnectionResetError):  # a reset closes it too
+                assert sock.recv(1) == b""
+    finally:
+        for sock in silent:
+            sock.close()
+    assert read_stats(stats)["variant"] == "c-epoll"
+
+
+# Last: it stops the module's ruler.
 def test_sigterm_ends_it_with_the_tutorials_total(ruler) -> None:
     name, _, stats = ruler
     total = read_stats(stats)["messages"]
