@@ -5,7 +5,7 @@ other way round: at this many messages per second, what latency do clients see, 
 load does the tail break? So, per row (variant or the C ruler) and load (100 and 1,000
 connections x 64 B, where the row serves that many at once):
 
-1. its closed-loop capacity, measured after a warm-up;
+1. its closed-loop capacity: the median of interleaved closed-loop rounds after a warm-up;
 2. a ladder of offered rates, fractions of that capacity from well below it to past it, each run
    open loop (loadgen ``--rate``: latency counted from when each message was due, so a stall
    cannot hide; coordinated omission corrected) in interleaved rounds, as in the bench;
@@ -62,8 +62,8 @@ class LatencyPlan:
 
     def estimate_s(self, rows_per_load):
         """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
-        per_row = self.warmup + self.duration + len(self.fractions) * self.rounds * self.duration
-        runs = 2 + len(self.fractions) * self.rounds
+        runs = 1 + (1 + len(self.fractions)) * self.rounds
+        per_row = self.warmup + (runs - 1) * self.duration
         return sum(n * (per_row + runs * RUN_OVERHEAD_S) for n in rows_per_load)
 
 
@@ -135,7 +135,8 @@ def summarize_rung(offered, runs):
 def ladder_rounds(stack, plan, targets, load):
     """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds.
 
-    Returns {row name: {"capacity": closed-loop run, "rungs": [...], "capacity_at_target": ...}}.
+    Returns {row name: {"closed_loop": its median closed-loop run, "rungs": [...],
+    "capacity_at_target": ...}}.
     """
     procs = {t.name: plan.procs for t in targets}
 
@@ -149,17 +150,27 @@ def ladder_rounds(stack, plan, targets, load):
             say(f"{target.name}: loadgen saturated with {procs[target.name]} process(es); {grown}")
             procs[target.name] = grown
 
+    def interleaved(first_round, rate_of):
+        """``plan.rounds`` rounds of every row, each round starting one row further along."""
+        out = {t.name: [] for t in targets}
+        for r in range(first_round, first_round + plan.rounds):
+            shift = r % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                out[target.name].append(run(target, plan.duration, rate_of(target.name)))
+        return out
+
     for target in targets:
         run(target, plan.warmup)
-    closed = {t.name: run(t, plan.duration) for t in targets}
+    closed = {
+        name: sorted(c, key=lambda r: r["msgs_per_s"])[(len(c) - 1) // 2]
+        for name, c in interleaved(0, lambda name: None).items()
+    }
     rates = {name: ladder(max(r["msgs_per_s"], 1), plan.fractions) for name, r in closed.items()}
-    runs = {t.name: [[] for _ in plan.fractions] for t in targets}
+    runs = {t.name: [] for t in targets}
     for step in range(len(plan.fractions)):
-        for r in range(plan.rounds):
-            shift = (step * plan.rounds + r) % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                rate = rates[target.name][step]
-                runs[target.name][step].append(run(target, plan.duration, rate))
+        done = interleaved((step + 1) * plan.rounds, lambda name, s=step: rates[name][s])
+        for name, rung_runs in done.items():
+            runs[name].append(rung_runs)
         say(
             f"{load[0]} x {load[1]} B, step {step + 1}/{len(plan.fractions)}: "
             + ", ".join(
