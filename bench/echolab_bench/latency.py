@@ -105,6 +105,11 @@ def more_procs(bound, procs, most):
     return None
 
 
+def lean(run):
+    """A run as stored: its quantiles stay, its sketch's buckets go (hundreds of runs a file)."""
+    return {key: value for key, value in run.items() if key != "latency_sketch"}
+
+
 def summarize_rung(offered, runs):
     """One offered rate: medians over the rounds, the p99's spread, the median-p99 run's bound."""
     p99 = sorted(r["latency_us"]["p99"] for r in runs)
@@ -128,7 +133,7 @@ def summarize_rung(offered, runs):
         "procs": max(r["procs"] for r in runs),
         "missing": max(r["missing"] + r["errors"] for r in runs),
         "mismatched": sum(r["mismatched"] for r in runs),
-        "runs": runs,
+        "runs": [lean(r) for r in runs],
     }
 
 
@@ -147,7 +152,7 @@ def ladder_rounds(stack, plan, targets, load):
             grown = more_procs(result["bound"], procs[target.name], plan.max_procs)
             if grown is None:
                 return result
-            say(f"{target.name}: loadgen saturated with {procs[target.name]} process(es); {grown}")
+            say(f"{target.name}: loadgen saturated with {procs[target.name]}; again with {grown}")
             procs[target.name] = grown
 
     def interleaved(first_round, rate_of):
@@ -187,7 +192,7 @@ def ladder_rounds(stack, plan, targets, load):
         ]
         held, open_ended = capacity_at(rungs, plan.target_us)
         out[target.name] = {
-            "closed_loop": closed[target.name],
+            "closed_loop": lean(closed[target.name]),
             "rungs": rungs,
             "capacity_at_target": None
             if held is None
