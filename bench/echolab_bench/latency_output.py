@@ -31,10 +31,11 @@ def header(results):
         f"loadgen Python {m['loadgen_python']}, ddsketch {m['ddsketch']}",
         f"- pinning: servers on CPUs {m['server_cpus']}, loadgen on CPUs {m['loadgen_cpus']} "
         f"(loadgen starts with {plan['procs']} process(es), at most {plan['max_procs']})",
-        f"- runs: open loop (loadgen --rate, latency from each message's due time); per row, its "
-        f"closed-loop capacity after a {plan['warmup']:g} s warm-up, then offered rates at "
+        f"- runs: per row, after a {plan['warmup']:g} s warm-up, its closed-loop capacity (the "
+        f"median of {plan['rounds']} interleaved rounds), then offered rates at "
         f"{', '.join(f'{f:g}' for f in plan['fractions'])} x that capacity, each in "
-        f"{plan['rounds']} interleaved rounds of {plan['duration']:g} s",
+        f"{plan['rounds']} interleaved rounds of {plan['duration']:g} s, open loop (loadgen "
+        "--rate: latency from each message's due time)",
     ]
 
 
