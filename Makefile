@@ -7,7 +7,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 COMPOSE := docker compose
+# Every profile, for down and clean: a service started behind any of them is this lab's.
+ALL_PROFILES := --profile tools --profile observe --profile ruler
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump echolab-prometheus
+# The bench's own images (the C ruler, compose profile "ruler"): removed by clean, never pushed.
+BENCH_IMAGES := echolab-ruler
 LINTED := server client loadgen bench grade cluster tests tools/wheels
 ARGS ?=
 
@@ -40,7 +44,7 @@ up: setup ## prepare this machine if needed, then start the server variants and 
 	$(COMPOSE) up -d --wait
 
 down: ## stop and remove everything compose started here (Prometheus's data stays)
-	$(COMPOSE) --profile tools --profile observe down --remove-orphans
+	$(COMPOSE) $(ALL_PROFILES) down --remove-orphans
 
 test: setup browser ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
@@ -50,6 +54,13 @@ test-unit: venv ## run the unit tests only (no Docker)
 
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
+
+# Latency under load (docs/latency.md): open-loop ladders of offered rates per variant and the
+# C ruler, p99 against offered load, capacity at a p99 target. ARGS="--quick" is a smoke test;
+# the full run (every variant, 100 and 1,000 connections) takes about 40 min on 2 quiet cores.
+.PHONY: bench-latency
+bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
 
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
 # FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
@@ -64,12 +75,12 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff format --check $(LINTED)
 
 clean: ## remove containers, echolab images, Prometheus's data, .venv and caches (keeps the base image)
-	-$(COMPOSE) --profile tools --profile observe down --remove-orphans --volumes
+	-$(COMPOSE) $(ALL_PROFILES) down --remove-orphans --volumes
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
-	  | { grep -E '^($(subst $() ,|,$(IMAGES))):' || true; } | xargs -r docker image rm
+	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(BENCH_IMAGES))):' || true; } | xargs -r docker image rm
 	rm -rf .venv .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 

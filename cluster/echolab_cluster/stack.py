@@ -58,6 +58,7 @@ TRANSLATED = ("mem_limit", "ports")
 LOCAL_ONLY = {
     "profile grade": "grading runs on one machine, beside the student (make grade)",
     "profile observe": "Prometheus watches the servers of one machine's lab (make watch)",
+    "profile ruler": "the C ruler is the bench's row, and the bench runs on one machine",
     "network_mode": "joins another container's network namespace, which no swarm service can",
 }
 
@@ -95,8 +96,8 @@ def generate(config, registry=None):
 
 def local_only(spec):
     """Why a service stays off the swarm (a LOCAL_ONLY reason), or None."""
-    for profile in ("grade", "observe"):
-        if profile in spec.get("profiles", ()):
+    for profile in spec.get("profiles", ()):
+        if f"profile {profile}" in LOCAL_ONLY:
             return LOCAL_ONLY[f"profile {profile}"]
     if spec.get("network_mode"):
         return LOCAL_ONLY["network_mode"]
