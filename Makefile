@@ -7,7 +7,11 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 COMPOSE := docker compose
-IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
+# Every profile, for down and clean: a service started behind any of them is this lab's.
+ALL_PROFILES := --profile tools --profile observe --profile ruler
+IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump echolab-prometheus
+# The bench's own images (the C ruler, compose profile "ruler"): removed by clean, never pushed.
+BENCH_IMAGES := echolab-ruler
 LINTED := server client loadgen bench grade cluster pictures tests tools/wheels
 ARGS ?=
 
@@ -39,10 +43,10 @@ build: engine wheels ## build all images (servers and tools)
 up: setup ## prepare this machine if needed, then start the server variants and wait until healthy
 	$(COMPOSE) up -d --wait
 
-down: ## stop and remove everything compose started here
-	$(COMPOSE) --profile tools down --remove-orphans
+down: ## stop and remove everything compose started here (Prometheus's data stays)
+	$(COMPOSE) $(ALL_PROFILES) down --remove-orphans
 
-test: setup ## run the unit and integration tests (ARGS="..." goes to pytest)
+test: setup browser ## run the unit and integration tests (ARGS="..." goes to pytest)
 	$(WITH_BASE) .venv/bin/pytest $(ARGS)
 
 test-unit: venv ## run the unit tests only (no Docker)
@@ -54,6 +58,13 @@ bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its 
 .PHONY: pictures
 pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
 	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
+
+# Latency under load (docs/latency.md): open-loop ladders of offered rates per variant and the
+# C ruler, p99 against offered load, capacity at a p99 target. ARGS="--quick" is a smoke test;
+# the full run (every variant, 100 and 1,000 connections) takes about 40 min on 2 quiet cores.
+.PHONY: bench-latency
+bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
 
 # Grading (README "Grade your own server"): the lab's checks against a student's server.
 # FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
@@ -67,19 +78,36 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
 
-clean: ## remove containers, echolab images, .venv and caches (keeps the base image)
-	-$(COMPOSE) --profile tools down --remove-orphans
+clean: ## remove containers, echolab images, Prometheus's data, .venv and caches (keeps the base image)
+	-$(COMPOSE) $(ALL_PROFILES) down --remove-orphans --volumes
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
-	  | { grep -E '^($(subst $() ,|,$(IMAGES))):' || true; } | xargs -r docker image rm
+	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(BENCH_IMAGES))):' || true; } | xargs -r docker image rm
 	rm -rf .venv .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 clean-all: clean ## clean, and remove the base image echolab-base too
 	docker images --format '{{.Repository}}:{{.Tag}}' \
 	  | { grep '^echolab-base:' || true; } | xargs -r docker image rm
+
+# ---- Watching the lab live (docs/watch.md): Prometheus (compose profile observe) scrapes every
+# running server each second; its console draws them. `browser` is Debian's headless chromium,
+# with which the tests (and the docs' checks) look at a page.
+.PHONY: watch browser
+
+watch: build ## start the servers and Prometheus, print the address of the live graphs
+	$(COMPOSE) --profile observe build prometheus
+	$(COMPOSE) --profile observe up -d --wait
+	@echo "echolab: the lab live at http://$$($(COMPOSE) --profile observe port prometheus 9090)/consoles/echolab.html"
+	@echo "echolab: put two variants under load, e.g. in two terminals:"
+	@echo "  docker compose run --rm loadgen --target server-threads --connections 20 --duration 120"
+	@echo "  docker compose run --rm loadgen --target server-epoll --connections 20 --duration 120"
+
+browser: ## install Debian's chromium and chromedriver (headless), for the tests that look at pages
+	tools/ensure-package chromium chromium
+	tools/ensure-package chromedriver chromium-driver
 
 # ---- Beyond one machine: a Docker Swarm stack, and a simulated cluster of Docker-in-Docker nodes
 # (cluster/; README "Beyond one machine"). The cluster is named by $ECHOLAB_CLUSTER, else
@@ -121,17 +149,13 @@ test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested s
 # removed at the end; then it opens a lesson page in headless Chromium.
 DOCS_PROJECT ?= echolab-docs
 
-.PHONY: docs docs-serve browser test-docs
+.PHONY: docs docs-serve test-docs
 
 docs: venv ## build the lab manual into site/ (Zensical, strict: a warning fails)
 	.venv/bin/zensical build --strict --clean
 
 docs-serve: venv ## serve the lab manual on http://127.0.0.1:8000, rebuilt as pages change
 	.venv/bin/zensical serve --dev-addr 127.0.0.1:8000
-
-browser: ## Debian's chromium and chromium-driver (headless), for the docs' browser test
-	tools/ensure-package chromium chromium
-	tools/ensure-package chromedriver chromium-driver
 
 test-docs: build docs browser ## run the docs' commands against the real lab, check a page in Chromium (~4 min)
 	COMPOSE_PROJECT_NAME="$${COMPOSE_PROJECT_NAME:-$(DOCS_PROJECT)}" $(WITH_BASE) \

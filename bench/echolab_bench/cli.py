@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +19,12 @@ from echolab_loadgen.cli import Parser, number, positive, seconds
 from echolab_server.variants import variant_names
 
 from . import machine
-from .docker import REPO, YARDSTICK_PORT, BenchError, Cgroup, Stack, cores, cpu_list
+from .docker import REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
 from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
 from .output import refresh_readme, render_chart, render_tables
 
 PROJECT = "echolab-bench"
+C_ROW = "c-epoll"  # the C ruler's row name in every table and chart
 BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
 README = REPO / "docs/bench.md"  # the lab manual's bench page holds the generated block
 PICTURES = REPO / "docs/pictures/bench"  # the chart it shows, copied from bench/results
@@ -68,10 +68,9 @@ def build_parser():
         "--quick", action="store_true", help="2 rounds of 1 s, idle probes up to 100: a smoke test"
     )
     p.add_argument(
-        "--yardstick",
-        metavar="DIR",
-        help="the C yardstick's sources (e.g. ../shared/yardstick): built in a temporary "
-        "directory and run as the row 'c-epoll', pinned like the servers",
+        "--no-c",
+        action="store_true",
+        help="without the C ruler's row 'c-epoll' (bench/c/echo_epoll.c, pinned like the servers)",
     )
     p.add_argument(
         "--extra",
@@ -119,6 +118,12 @@ def build_parser():
     return p
 
 
+def ruler_target(stack, server_cores):
+    """The C ruler's row, started: measured like a variant, stats and cgroup included."""
+    c = stack.start_ruler()
+    return Target(C_ROW, "ruler", RULER, 12345, 8080, Cgroup(c), server_cores)
+
+
 def make_plan(args):
     known = tuple(variant_names())
     wanted = tuple(args.variants.split(",")) if args.variants else known
@@ -133,7 +138,7 @@ def make_plan(args):
     return Plan(
         variants=wanted,
         extras=tuple(args.extra),
-        yardstick=args.yardstick,
+        c_ruler=not args.no_c,
         loads=LOADS,
         duration=duration,
         rounds=args.rounds or (2 if args.quick else 5),
@@ -188,26 +193,21 @@ def bench(args, plan, started):
         f"{len(plan.loads)} loads x {plan.rounds} rounds x {plan.duration:g} s: about "
         f"{minutes_or_seconds(plan.estimate_s())} after the image build"
     )
-    with (
-        Stack(args.project, plan.work_delay, *pinning) as stack,
-        tempfile.TemporaryDirectory(prefix="echolab-bench-") as workdir,
-    ):
+    with Stack(args.project, plan.work_delay, *pinning) as stack:
         services = stack.services()
         missing = [v for v in plan.variants if f"server-{v}" not in services]
         if missing:
             raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
         server_cores = cores(pinning[0])
-        stack.build(plan.variants)
+        stack.build(plan.variants, ruler=plan.c_ruler)
         stack.start_loadgen()
         containers = stack.start_servers(plan.variants)
         targets = [
             Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
             for v, c in containers.items()
         ]
-        if plan.yardstick:
-            c = stack.start_yardstick(plan.yardstick, workdir)
-            yard = Target("c-epoll", "yardstick", c, YARDSTICK_PORT, 0, Cgroup(c), server_cores)
-            targets.append(yard)
+        if plan.c_ruler:
+            targets.append(ruler_target(stack, server_cores))
         for name, host, port in plan.extras:
             c = stack.attach(host)
             allowed = cores(stack.cpuset_of(c)) if c else None

@@ -10,7 +10,6 @@ when the host itself must time a client (``publish``).
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-YARDSTICK_PORT = 12345
+RULER = "ruler"  # compose.yaml's service (profile "ruler") of the C server, bench/c/echo_epoll.c
+PROFILES = ("--profile", "tools", "--profile", RULER)
 
 
 class BenchError(Exception):
@@ -151,7 +151,6 @@ class Stack:
         self.server_cpus, self.loadgen_cpus = server_cpus, loadgen_cpus
         self.loadgen_cores = cores(loadgen_cpus)
         self.loadgen_container = f"{project}-loadgen"
-        self.yardstick_container = f"{project}-yardstick"
         self.loadgen = (
             *("docker", "exec", self.loadgen_container),
             *("python3", "-m", "echolab_loadgen"),
@@ -181,7 +180,7 @@ class Stack:
     def __enter__(self):
         self.override = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="echolab-bench-")
         lines = ["services:"]
-        for service in self.services():
+        for service in [*self.services(), RULER]:
             # No healthcheck: its probe runs inside the server's container, so its CPU would
             # count as the server's; wait_echo() tells when a server serves instead.
             ports = (
@@ -208,18 +207,18 @@ class Stack:
         self.override.close()
 
     def down(self):
-        """Remove the stack; loadgen and the yardstick by name (``down`` leaves ``run -d`` ones)."""
-        run(["docker", "rm", "-f", self.loadgen_container, self.yardstick_container], check=False)
-        self.compose("--profile", "tools", "down", "--remove-orphans", timeout=120, check=False)
+        """Remove the stack; loadgen by name (``down`` leaves ``run -d`` containers)."""
+        run(["docker", "rm", "-f", self.loadgen_container], check=False)
+        self.compose(*PROFILES, "down", "--remove-orphans", timeout=120, check=False)
 
-    def build(self, variants):
+    def build(self, variants, ruler=True):
         print("bench: building the images", flush=True)
         run(
             [sys.executable, str(REPO / "tools" / "wheels"), "fetch", "loadgen", "server"],
             timeout=300,
         )
-        services = [f"server-{v}" for v in variants]
-        self.compose("--profile", "tools", "build", "loadgen", *services, timeout=1800)
+        services = [f"server-{v}" for v in variants] + ([RULER] if ruler else [])
+        self.compose(*PROFILES, "build", "loadgen", *services, timeout=1800)
 
     def start_loadgen(self):
         """One long-lived loadgen container; each run is a ``docker exec`` into it (fast)."""
@@ -299,23 +298,8 @@ class Stack:
         query = ["docker", "inspect", "--format", "{{.HostConfig.CpusetCpus}}", container]
         return run(query).strip()
 
-    def start_yardstick(self, source, workdir):
-        """Build the C yardstick server from ``source`` in ``workdir`` (never in the repository)
-        and run it from the server image, on the bench network, pinned like the servers."""
-        if not (Path(source) / "echo_srv.c").is_file():
-            raise BenchError(f"--yardstick {source}: no echo_srv.c there")
-        build = Path(workdir) / "yardstick"
-        shutil.copytree(source, build, ignore=shutil.ignore_patterns("bin"))
-        run(["make", "-C", str(build), "bin/echo_srv.static"], timeout=300)
-        pinned = ["--cpuset-cpus", self.server_cpus] if self.server_cpus else []
-        run(
-            [
-                *("docker", "run", "-d", "--name", self.yardstick_container),
-                *("--network", self.network, *pinned, "--read-only", "--cap-drop", "ALL"),
-                *("--ulimit", "nofile=16384:16384", "-v", f"{build / 'bin'}:/y:ro"),
-                *("--entrypoint", "/y/echo_srv.static", f"echolab-server:{self.tag}"),
-                str(YARDSTICK_PORT),
-            ]
-        )
-        self.wait_echo(self.yardstick_container, YARDSTICK_PORT)
-        return self.yardstick_container
+    def start_ruler(self):
+        """The C ruler (compose.yaml's ``ruler``), pinned like the servers; its container."""
+        self.compose(*PROFILES, "up", "-d", "--no-deps", RULER, timeout=300)
+        self.wait_echo(RULER, 12345)
+        return self.compose(*PROFILES, "ps", "-q", RULER).strip()

@@ -27,7 +27,7 @@ ROW_OVERHEAD_S = 15.0  # the idle probes of one variant (for the time estimate o
 class Plan:
     variants: tuple
     extras: tuple  # (name, host, port)
-    yardstick: str | None  # the C yardstick's source directory
+    c_ruler: bool  # the C ruler's row too
     loads: tuple
     duration: float
     rounds: int
@@ -38,7 +38,7 @@ class Plan:
     idle_cap: int
 
     def rows(self):
-        return len(self.variants) + len(self.extras) + (self.yardstick is not None)
+        return len(self.variants) + len(self.extras) + self.c_ruler
 
     def estimate_s(self):
         runs = self.rows() * len(self.loads)
@@ -51,7 +51,7 @@ class Target:
     """One row: where loadgen sends, and whose CPU is read."""
 
     name: str
-    kind: str  # "variant", "extra" or "yardstick"
+    kind: str  # "variant", "extra" or "ruler" (the C server; "yardstick" in older results)
     host: str
     port: int
     stats_port: int  # 0: no stats
@@ -68,6 +68,59 @@ def loadgen_json(stack, *args, timeout):
         raise BenchError(f"loadgen gave no result for {shlex.join(args)}") from None
 
 
+@dataclass(frozen=True)
+class Bound:
+    """What limited a run, and so what its figures may be compared for."""
+
+    mark: str  # in tables
+    name: str
+    when: str
+    compare: str
+    hollow: bool  # drawn hollow in every chart: the figure is not the server's
+
+
+# The one rule for every bound: tables, charts, the latency report and docs/latency.md read it.
+BOUNDS = {
+    "server": Bound(
+        "S",
+        "server-bound",
+        f"the server used >= {SATURATED:.0%} of its CPU set, loadgen less of its own",
+        "everything: throughput, latency and CPU per message are the server's own",
+        hollow=False,
+    ),
+    "client": Bound(
+        "C",
+        "client-bound",
+        f"loadgen used >= {SATURATED:.0%} of what it may use, the server less",
+        "only the server's CPU per message: throughput is loadgen's ceiling, and latency "
+        "includes loadgen's own lag (a faster server would show the same)",
+        hollow=True,
+    ),
+    "both": Bound(
+        "C+S",
+        "both",
+        f"both used >= {SATURATED:.0%}",
+        "only the server's CPU per message: loadgen was at its ceiling too, so neither "
+        "throughput nor latency can be credited to the server alone",
+        hollow=True,
+    ),
+    "elsewhere": Bound(
+        "E",
+        "bound elsewhere",
+        f"neither reached {SATURATED:.0%}",
+        "latency and CPU per message; throughput only where the rate was offered (open loop, "
+        "below capacity). In a closed loop it is the round trip's ceiling (network path, kernel), "
+        "not the server's",
+        hollow=False,
+    ),
+}
+
+
+def bound_rule():
+    """The rule as Markdown list items, one per bound, for tables and docs alike."""
+    return [f"- `{b.mark}` {b.name}: {b.when}. Compare {b.compare}." for b in BOUNDS.values()]
+
+
 def bound(server_share, loadgen_share):
     """What limited a run: the client, the server, both, or neither (the network and kernel)."""
     client = loadgen_share is not None and loadgen_share >= SATURATED
@@ -77,14 +130,19 @@ def bound(server_share, loadgen_share):
     )
 
 
-def measure(stack, plan, target, load, duration):
-    """One loadgen run, with the server's CPU (around it) and loadgen's (over its window)."""
+def measure(stack, plan, target, load, duration, rate=None, procs=None):
+    """One loadgen run, with the server's CPU (around it) and loadgen's (over its window).
+
+    Closed loop, or open loop at ``rate`` msgs/s; ``procs`` loadgen processes (default the plan's).
+    """
     connections, size = load
+    procs = procs or plan.procs
     args = [
         *("--target", target.host, "--port", str(target.port)),
         *("--stats-port", str(target.stats_port), "--connections", str(connections)),
-        *("--size", str(size), "--duration", f"{duration:g}", "--procs", str(plan.procs)),
+        *("--size", str(size), "--duration", f"{duration:g}", "--procs", str(procs)),
         *("--timeout", "2", "--cgroup-cpu"),
+        *(("--rate", f"{rate:g}") if rate else ()),
     ]
     before = target.cgroup.cpu_s() if target.cgroup else None
     result = loadgen_json(stack, *args, timeout=duration + 60)
@@ -97,7 +155,7 @@ def measure(stack, plan, target, load, duration):
     if window and server_cpu is not None and target.cpus:
         server_share = server_cpu / window / target.cpus
     if window and loadgen_cpu is not None:
-        loadgen_share = loadgen_cpu / window / min(plan.procs, stack.loadgen_cores)
+        loadgen_share = loadgen_cpu / window / min(procs, stack.loadgen_cores)
     result |= {
         "server_cpu_s": None if server_cpu is None else round(server_cpu, 4),
         "server_cpu_percent": None if server_share is None else round(100 * server_cpu / window, 1),

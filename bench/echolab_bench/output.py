@@ -9,10 +9,12 @@ import re
 import matplotlib
 from matplotlib.figure import Figure  # no pyplot: files only, no display or global state
 
-from .measure import SATURATED, SPREAD_FLAG
+from .measure import BOUNDS, SPREAD_FLAG, bound_rule
 
 MIB = 1 << 20
-BOUND_MARK = {"server": "S", "client": "C", "both": "C+S", "elsewhere": "E"}
+BOUND_MARK = {key: b.mark for key, b in BOUNDS.items()}
+C_KINDS = ("ruler", "yardstick")  # the C row: "yardstick" in results before the ruler was ours
+HOLLOW_MEANS = "hollow: loadgen saturated\n(C or C+S): not the\nserver's figure"
 README_BEGIN = "<!-- bench-results:begin (generated: python -m echolab_bench --readme) -->"
 README_END = "<!-- bench-results:end -->"
 
@@ -87,38 +89,37 @@ def render_tables(results):
                 f"| {fmt(cell['loadgen_cpu_percent'])} | {fmt(cell['loadgen_us_per_msg'], 1)} |"
             )
         out.append("")
-    out += legend(), ""
+    out += [*legend(), ""]
     out += ratios(results)
     out += render_idle(rows)
     return "\n".join(out) + "\n"
 
 
 def legend():
-    share = f"{SATURATED:.0%}"
-    return (
-        f"bound: S = server-bound (the server used >= {share} of its CPU set: these rows compare "
-        f"servers), C = client-bound (loadgen used >= {share} of what it may use: the figure is "
-        f"loadgen's ceiling, not the server's), C+S = both, E = bound elsewhere (neither was "
-        "busy: the network path and the kernel; compare the servers' us/msg, not their msgs/s). "
+    return [
+        "bound (what limited the median run):",
+        "",
+        *bound_rule(),
+        "",
         f"spread = (max - min) / median over the rounds; ! marks one above {SPREAD_FLAG:.0%}. "
         "CPU %: 100 is one core. us/msg: CPU microseconds of that container per echoed message "
         "(the kernel's TCP work in it included), which compares servers whatever bound the run. "
         "(N served): only N connections had an echo during the run (simple serves one at a "
-        "time, pool one per worker)."
-    )
+        "time, pool one per worker).",
+    ]
 
 
 def ratios(results):
-    """Python against the C yardstick at 10 and 100 connections x 64 B, where both ran."""
+    """Python against the C row at 10 and 100 connections x 64 B, where both ran."""
     rows = results["rows"]
-    c = [name for name, row in rows.items() if row["kind"] == "yardstick"]
+    c = [name for name, row in rows.items() if row["kind"] in C_KINDS]
     if not c:
         return []
     cells = {
         name: {(x["connections"], x["size"]): x for x in row["loads"]} for name, row in rows.items()
     }
     out = [
-        "Python against C (the yardstick's echo_srv), 64-byte messages:",
+        "Python against C (the C row), 64-byte messages:",
         "",
         "| variant | 10 conn: msgs/s vs C | server us/msg vs C | 100 conn: msgs/s vs C "
         "| server us/msg vs C |",
@@ -201,7 +202,7 @@ def styles(count):
 def render_chart(results, stem):
     """msgs/s (median, min-max bars) and p99 against connections, 64-byte loads; a line per row.
 
-    Client-bound points are hollow: there the figure is loadgen's ceiling, not the server's.
+    Points where loadgen was saturated (C, C+S) are hollow: the figure is not the server's.
     Writes ``stem``.png and ``stem``.svg.
     """
     loads = [i for i, (_, size) in enumerate(results["plan"]["loads"]) if size < 1024]
@@ -219,8 +220,7 @@ def render_chart(results, stem):
         )
         p99.plot(xs, [c["p99_us"] for c in cells], color=colour, ls=line, lw=1.5)
         for x, y, p, c in zip(xs, median, [c["p99_us"] for c in cells], cells, strict=True):
-            hollow = c["bound"] in ("client", "both")
-            face = "white" if hollow else colour
+            face = "white" if BOUNDS[c["bound"]].hollow else colour
             for axis, value in ((tput, y), (p99, p)):
                 axis.plot([x], [value], marker=marker, color=colour, markerfacecolor=face, ms=7)
     for axis, title in (
@@ -239,7 +239,7 @@ def render_chart(results, stem):
         f"echolab bench {results['started']}: servers on CPUs {m['server_cpus']}, loadgen on "
         f"CPUs {m['loadgen_cpus']}, {results['plan']['rounds']} rounds"
     )
-    fig.legend(loc="outside right upper", fontsize=9, title="hollow: client-bound")
+    fig.legend(loc="outside right upper", fontsize=9, title=HOLLOW_MEANS)
     fig.savefig(f"{stem}.png", dpi=110)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: small, searchable
         fig.savefig(f"{stem}.svg")
@@ -260,11 +260,16 @@ def readme_block(results, name):
     )
 
 
-def refresh_readme(readme, results, name):
-    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+def replace_block(path, begin, end, block):
+    """Replace the text from ``begin`` to ``end`` in the file with ``block``; False if absent."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(text):
         return False
-    readme.write_text(pattern.sub(lambda _: readme_block(results, name), text, count=1))
+    path.write_text(pattern.sub(lambda _: block, text, count=1))
     return True
+
+
+def refresh_readme(readme, results, name):
+    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
+    return replace_block(readme, README_BEGIN, README_END, readme_block(results, name))

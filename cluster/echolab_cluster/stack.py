@@ -57,6 +57,8 @@ TRANSLATED = ("mem_limit", "ports")
 # Services that stay on one machine, and why: they are left out of the stack.
 LOCAL_ONLY = {
     "profile grade": "grading runs on one machine, beside the student (make grade)",
+    "profile observe": "Prometheus watches the servers of one machine's lab (make watch)",
+    "profile ruler": "the C ruler is the bench's row, and the bench runs on one machine",
     "network_mode": "joins another container's network namespace, which no swarm service can",
 }
 
@@ -94,8 +96,9 @@ def generate(config, registry=None):
 
 def local_only(spec):
     """Why a service stays off the swarm (a LOCAL_ONLY reason), or None."""
-    if "grade" in spec.get("profiles", ()):
-        return LOCAL_ONLY["profile grade"]
+    for profile in spec.get("profiles", ()):
+        if f"profile {profile}" in LOCAL_ONLY:
+            return LOCAL_ONLY[f"profile {profile}"]
     if spec.get("network_mode"):
         return LOCAL_ONLY["network_mode"]
     return None

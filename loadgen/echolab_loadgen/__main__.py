@@ -14,10 +14,20 @@ import resource
 import sys
 import time
 
-from .cli import Parser, number, port, positive, seconds, seconds_or_zero, stats_port
+from .cli import (
+    Parser,
+    host_port,
+    number,
+    port,
+    positive,
+    seconds,
+    seconds_or_zero,
+    stats_port,
+)
 from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
+from .push import Pusher
 from .stats import ServerCount
 from .wait import wait_for
 from .workers import WorkerDied, run_load
@@ -100,6 +110,13 @@ def build_parser():
         help="seconds to wait for the target to accept connections first "
         "(default: $ECHOLAB_WAIT or 0; a swarm's services start in any order)",
     )
+    p.add_argument(
+        "--pushgateway",
+        type=host_port,
+        default=os.environ.get("ECHOLAB_PUSHGATEWAY", ""),
+        help="push what this run sends to a Prometheus Pushgateway at host:port, each second "
+        "(default: $ECHOLAB_PUSHGATEWAY; compose sets pushgateway:9091, `make watch` starts it)",
+    )
     groups = {mode: p.add_argument_group(title) for mode, title in GROUPS.items()}
     length = groups["sustained"].add_mutually_exclusive_group()
     for mode, options in MODES.items():
@@ -151,10 +168,17 @@ def main(argv=None):
         count = ServerCount(args.target, args.stats_port)
         if count.warning:
             print(f"loadgen: warning: {count.warning}", file=sys.stderr, flush=True)
+        size = len(MESSAGE) if mode == "experiment" else options["size"]
+        pusher = Pusher(
+            args.pushgateway,
+            count.variant or args.target,
+            count.before if size <= COUNTABLE_SIZE else None,
+        )
+        pusher.push(0, 0)
         if mode == "experiment":
             clients, repeat = options["clients"], options["repeat"]
             raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
-            connections, size = clients * repeat, len(MESSAGE)
+            connections = clients * repeat
         else:
             if count.logs_per_message:
                 print(
@@ -175,9 +199,15 @@ def main(argv=None):
                 cgroup_cpu=options["cgroup_cpu"],
             )
             progress = Progress()
-            raw = run_load(load, options["procs"], progress.update)
+
+            def each_second(sent, echoed, failed):
+                progress.update(sent, echoed, failed)
+                pusher.push(sent, echoed)
+
+            raw = run_load(load, options["procs"], each_second)
             progress.done()
-            connections, size = load.connections, load.size
+            connections = load.connections
+        pusher.push(raw["sent"], raw["echoed"])
         result = summarize(raw, count.counted(), connections, size)
     except KeyboardInterrupt:
         print("\nloadgen: interrupted", file=sys.stderr, flush=True)

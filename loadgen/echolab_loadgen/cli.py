@@ -54,6 +54,14 @@ def port(text, lowest=1):
     return int(text)
 
 
+def host_port(text):
+    """``host:port``, or an empty text for none."""
+    host, _, number = text.rpartition(":")
+    if text and (not host or not number.isdigit() or not 1 <= int(number) <= 65535):
+        raise argparse.ArgumentTypeError(f"not host:port: {text!r}")
+    return text or None
+
+
 def stats_port(text):
     """A stats port, or 0 for a server that has none."""
     return port(text, lowest=0)

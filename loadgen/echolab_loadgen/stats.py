@@ -37,6 +37,7 @@ class ServerCount:
         self.before = None
         self.warning = None
         self.logs_per_message = False  # the server prints a line per message (its /stats says)
+        self.variant = None  # the variant its /stats names
         if port:
             try:
                 stats = fetch_stats(host, port)
@@ -45,6 +46,7 @@ class ServerCount:
                 self.warning = str(exc)
             else:
                 self.logs_per_message = stats.get("log_per_message") is True
+                self.variant = stats.get("variant")
 
     def counted(self):
         """Messages the server counted since construction, or None where it cannot be read."""

@@ -22,6 +22,7 @@ does the server stop, with a non-zero exit status.
 import contextlib
 import dataclasses
 import multiprocessing
+import os
 import signal
 import socket
 import time
@@ -126,6 +127,10 @@ class WorkerSupervisor(EchoServer):
     @abstractmethod
     def start_worker(self, slot: int) -> multiprocessing.Process:
         """Start the worker process for ``slot`` and return it."""
+
+    def processes(self) -> list[int]:
+        """The parent and its workers (one that ended is skipped where it is counted)."""
+        return [os.getpid(), *(worker.pid for worker in self.workers if worker is not None)]
 
     def start(self) -> None:
         """Start every worker and wait until each is listening; fail if one dies first, or if

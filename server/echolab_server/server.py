@@ -8,6 +8,7 @@ carries the facts about it that tests and the bench read (``variants.registry()`
 
 import contextlib
 import errno
+import os
 import resource
 import signal
 import socket
@@ -121,7 +122,12 @@ class EchoServer(ABC):
         self.stats = None
         if settings.stats_port is not None:
             self.stats = StatsEndpoint(
-                settings.host, settings.stats_port, self.snapshot, self.ready, self.log
+                settings.host,
+                settings.stats_port,
+                self.snapshot,
+                self.ready,
+                self.log,
+                processes=self.processes,
             )
         self._started = time.monotonic()
 
@@ -287,6 +293,10 @@ class EchoServer(ABC):
             # loadgen reads this to say so before a sustained run.
             "log_per_message": not self.log.quiet,
         }
+
+    def processes(self) -> list[int]:
+        """The ids of the server's processes, whose threads and memory /metrics reports."""
+        return [os.getpid()]
 
     def final_totals(self) -> str:
         totals = self.snapshot()

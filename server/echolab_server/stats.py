@@ -24,21 +24,28 @@ is one thread running one ``selectors`` loop over non-blocking sockets, with fix
 
 Every answer is small and closes the connection (HTTP/1.0 style, ``Connection: close``): all
 that healthchecks, tests, loadgen and the bench need.
+
+``/metrics`` adds what the server's own counters cannot say and a student watches in Prometheus
+(docs/watch.md): its threads, resident memory and open descriptors, read from ``/proc`` for
+the server's processes (prefork: the parent and its workers), so threads against epoll under
+a thousand idle connections is a graph, not a guess.
 """
 
 import json
+import os
 import re
 import selectors
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 
 from .log import Log
 
 Snapshot = Callable[[], dict[str, object]]
+Processes = Callable[[], list[int]]
 
 MAX_OPEN = 64  # stats connections at once; far below every container limit
 DEADLINE = 5.0  # seconds from accept to the answer taken
@@ -66,15 +73,51 @@ _METRICS = {
 }
 
 
-def prometheus_text(snapshot: dict[str, object]) -> str:
+# name in process_figures() -> (Prometheus metric, help); all gauges. Summed over the server's
+# processes: for prefork the parent and its workers, each worker's memory its own (spawned, so
+# they share little beyond the interpreter's files; what they share is counted once per process).
+_PROCESS_METRICS = {
+    "processes": ("echolab_processes", "Processes of the server (prefork: parent and workers)."),
+    "threads": ("echolab_threads", "Threads of the server's processes, the stats thread too."),
+    "resident_bytes": (
+        "echolab_resident_memory_bytes",
+        "Resident memory (VmRSS) summed over the server's processes.",
+    ),
+    "open_fds": ("echolab_open_fds", "Open file descriptors of the server's processes."),
+}
+
+
+def process_figures(pids: Iterable[int]) -> dict[str, int]:
+    """Processes, threads, resident bytes and open descriptors of ``pids``, from /proc; one
+    that has ended (or is a zombie) is not counted. A few reads per process, whatever its
+    threads and connections: the server with a thousand threads must still answer quickly."""
+    totals = dict.fromkeys(_PROCESS_METRICS, 0)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                fields = dict(line.split(":", 1) for line in status)
+            fds = len(os.listdir(f"/proc/{pid}/fd"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields["State"].split()[0] == "Z":
+            continue
+        totals["processes"] += 1
+        totals["threads"] += int(fields["Threads"])
+        totals["resident_bytes"] += int(fields["VmRSS"].split()[0]) * 1024
+        totals["open_fds"] += fds
+    return totals
+
+
+def prometheus_text(snapshot: dict[str, object], process: dict[str, int]) -> str:
+    """The counters of ``snapshot`` and the figures of ``process``, each with HELP and TYPE."""
     label = f'{{variant="{snapshot["variant"]}"}}'
+    rows = [(*_METRICS[key], snapshot[key]) for key in _METRICS]
+    rows += [
+        (metric, "gauge", text, process[key]) for key, (metric, text) in _PROCESS_METRICS.items()
+    ]
     lines = []
-    for key, (metric, kind, text) in _METRICS.items():
-        lines += [
-            f"# HELP {metric} {text}",
-            f"# TYPE {metric} {kind}",
-            f"{metric}{label} {snapshot[key]}",
-        ]
+    for metric, kind, text, value in rows:
+        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", f"{metric}{label} {value}"]
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +185,10 @@ class StatsEndpoint:
         *,
         max_open: int = MAX_OPEN,
         deadline: float = DEADLINE,
+        processes: Processes = lambda: [os.getpid()],
     ) -> None:
         self._snapshot = snapshot
+        self._processes = processes
         self._ready = ready
         self._max_open = max_open
         self._deadline = deadline
@@ -312,7 +357,7 @@ class StatsEndpoint:
             totals = self._snapshot() | {"stats_connections": self.connections}
             return _response(HTTPStatus.OK, "application/json", json.dumps(totals) + "\n")
         if path == b"/metrics":
-            body = prometheus_text(self._snapshot())
+            body = prometheus_text(self._snapshot(), process_figures(self._processes()))
             return _response(HTTPStatus.OK, "text/plain; version=0.0.4", body)
         return _response(HTTPStatus.NOT_FOUND, "text/plain", "try /stats, /metrics or /health\n")
 

@@ -34,7 +34,7 @@ def fake_run(msgs_per_s, bound_label="server"):
 def fake_results(names):
     rows = {}
     for k, name in enumerate(names):
-        kind = "yardstick" if name == "c-epoll" else "extra" if name.startswith("x") else "variant"
+        kind = "ruler" if name == "c-epoll" else "extra" if name.startswith("x") else "variant"
         cells = [
             summarize(load, [fake_run(1000 * (k + 1) + d) for d in (0, 50, 100)]) for load in LOADS
         ]
@@ -116,7 +116,7 @@ def test_thirteen_rows_all_reach_the_tables_and_the_chart(tmp_path) -> None:
     tables = render_tables(results)
     for name in names[:11]:
         assert f"| {name} | " in tables
-    assert "| c-epoll (yardstick) | " in tables and "| xmine (extra) | " in tables
+    assert "| c-epoll (ruler) | " in tables and "| xmine (extra) | " in tables
     assert "Python against C" in tables
     # v10 is the fastest fake variant: 11,050 msgs/s against c-epoll's 12,050.
     assert "At 100 connections the fastest Python variant, v10, echoed 11,050 msgs/s, 92%" in tables

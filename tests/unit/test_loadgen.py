@@ -21,6 +21,7 @@ from echolab_loadgen.__main__ import main
 from echolab_loadgen.engine import MAX_SIZE
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
 from echolab_loadgen.wait import wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 DOCUMENTED_KEYS = {
     "sent", "echoed", "mismatched", "errors", "server_counted", "lost_updates", "msgs_per_s",
@@ -424,3 +425,80 @@ def test_json_reports_carry_their_latency_sketch(serve, capsys):
     _, result, _ = run_json(capsys, [*serve(), "--connections", "2", "--messages", "10"])
     sketch = LatencyRecorder.from_json(result["latency_sketch"])
     assert sketch.count == 20 and sketch.summary() == result["latency_us"]
+
+
+class Pushgateway:
+    """A stand-in Pushgateway: keeps the last body PUT to each path, in order of arrival."""
+
+    def __init__(self, status=200):
+        pushed = self.pushed = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self):
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                pushed[self.path] = body
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def pushed_values(body):
+    """metric name -> value, through the official parser (every family with HELP and TYPE)."""
+    families = list(text_string_to_metric_families(body))
+    assert all(family.documentation and family.type != "unknown" for family in families)
+    return {sample.name: sample.value for family in families for sample in family.samples}
+
+
+@pytest.mark.parametrize("mode", [["--clients", "2", "--repeat", "15"], ["--messages", "20"]])
+def test_a_run_pushes_what_it_sent_and_the_servers_count_at_the_start(serve, capsys, mode):
+    gateway = Pushgateway()
+    try:
+        code, result, _ = run_json(
+            capsys, [*serve(count_every=3), *mode, "--pushgateway", gateway.address]
+        )
+    finally:
+        gateway.close()
+    assert code == 0
+    # The stand-in's /stats names no variant, so the group is named by the target.
+    values = pushed_values(gateway.pushed["/metrics/job/loadgen/variant/127.0.0.1"])
+    assert values == {
+        "echolab_loadgen_sent_total": result["sent"],
+        "echolab_loadgen_echoed_total": result["echoed"],
+        "echolab_loadgen_server_messages_at_start": 0,
+    }
+    assert result["lost_updates"] > 0
+
+
+def test_no_pushgateway_is_silent_and_a_broken_one_is_one_line(serve, capsys):
+    code, _, err = run_json(
+        capsys, [*serve(), "--messages", "3", "--pushgateway", "nowhere.invalid:9091"]
+    )
+    assert (code, err) == (0, "")
+    gateway = Pushgateway(status=500)
+    try:
+        code, _, err = run_json(
+            capsys, [*serve(), "--messages", "3", "--pushgateway", gateway.address]
+        )
+    finally:
+        gateway.close()
+    assert code == 0, "watching is optional: the run goes on"
+    assert err.startswith("loadgen: warning: not pushing to the Pushgateway at 127.0.0.1:")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_pushgateway_address_must_be_host_and_port(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--pushgateway", "pushgateway"])
+    assert exit_info.value.code == 2
+    assert "not host:port: 'pushgateway'" in capsys.readouterr().err

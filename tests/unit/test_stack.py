@@ -72,10 +72,15 @@ def test_the_published_stats_port_is_read_from_compose():
 
 
 def test_services_that_belong_to_one_machine_stay_off_the_swarm():
-    """The grader's services and tcpdump (in another container's namespace) are left out."""
+    """The grader's services, Prometheus and tcpdump (in another container's namespace) are
+    left out."""
     student = {"profiles": ["grade"], "image": "base", "user": "10001:10001", "volumes": []}
     tcpdump = TOOL | {"cap_add": ["NET_RAW"], "network_mode": "service:server-simple"}
-    config = {"services": CONFIG["services"] | {"student": student, "tcpdump": tcpdump}}
+    prometheus = {"profiles": ["observe"], "image": "prometheus", "volumes": []}
+    config = {
+        "services": CONFIG["services"]
+        | {"student": student, "tcpdump": tcpdump, "prometheus": prometheus}
+    }
     assert set(stack.generate(config)["services"]) == {"server-poll", "loadgen"}
 
 

@@ -10,15 +10,19 @@ import json
 import os
 import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from echolab_server import stats
 from echolab_server.log import Log
 from echolab_server.stats import StatsEndpoint
+from prometheus_client.parser import text_string_to_metric_families
 
 from ..stats_clients import REQUEST, send_a_byte_a_second
 from .inprocess import DEADLINE
@@ -284,3 +288,35 @@ def test_close_is_prompt_with_connections_held() -> None:
     for sock in held:
         with sock:
             assert read_until_closed(sock) == b""
+
+
+def test_metrics_parse_with_the_official_parser_and_describe_the_process(make_endpoint) -> None:
+    """Every family has HELP and TYPE; the process figures are this test process's own."""
+    status, body = make_endpoint().get("/metrics")
+    assert status == 200
+    families = {family.name: family for family in text_string_to_metric_families(body)}
+    assert all(
+        family.documentation and family.type in ("counter", "gauge") for family in families.values()
+    )
+    value = {sample.name: sample.value for family in families.values() for sample in family.samples}
+    assert value["echolab_messages_total"] == SNAPSHOT["messages"]
+    assert value["echolab_processes"] >= 1
+    assert value["echolab_threads"] >= threading.active_count()
+    assert value["echolab_resident_memory_bytes"] > 1 << 20
+    assert value["echolab_open_fds"] > 3
+
+
+def test_process_figures_sum_the_processes_given_and_skip_ended_ones() -> None:
+    alone = stats.process_figures([os.getpid()])
+    assert alone["processes"] == 1
+    assert alone["threads"] == len(os.listdir("/proc/self/task"))
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as child:
+        both = stats.process_figures([os.getpid(), child.pid])
+        assert 1 <= both["processes"] <= 2  # the child may have ended already
+        status = Path(f"/proc/{child.pid}/status")
+        end = time.monotonic() + DEADLINE
+        while "State:\tZ" not in status.read_text():  # ended, not yet reaped
+            assert time.monotonic() < end, "the child never ended"
+            time.sleep(0.01)
+        assert stats.process_figures([child.pid])["processes"] == 0, "a zombie is not counted"
+    assert stats.process_figures([child.pid])["processes"] == 0, "nor a process reaped"

@@ -1,0 +1,403 @@
+"""``make bench-latency``: the latency clients see at a given offered load, and where it breaks.
+
+The bench's closed loop ranks servers by how fast they go flat out. Engineers size systems the
+other way round: at this many messages per second, what latency do clients see, and at what
+load does the tail break? So, per row (variant or the C ruler) and load (100 and 1,000
+connections x 64 B, where the row serves that many at once):
+
+1. its closed-loop capacity: the median of interleaved closed-loop rounds after a warm-up;
+2. a ladder of offered rates, fractions of that capacity from well below it to past it, each run
+   open loop (loadgen ``--rate``: latency counted from when each message was due, so a stall
+   cannot hide; coordinated omission corrected) in interleaved rounds, as in the bench;
+3. per rate: achieved rate, p50, p99 and p99.9 of the merged sketch, the bound (BOUNDS);
+4. its capacity at the target: the highest offered rate whose p99 stays under ``--target-p99``.
+
+Where loadgen is saturated before the server and it may use more CPUs than it has processes,
+the run is repeated with twice the processes (their sketches merge), and the result says so.
+"""
+
+import argparse
+import json
+import math
+import signal
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from echolab_loadgen.cli import Parser, number, positive, seconds
+from echolab_server.variants import registry
+
+from . import machine
+from .cli import BUSY_LOAD, C_ROW, cpuset, default_pinning, minutes_or_seconds, ruler_target, say
+from .docker import REPO, BenchError, Cgroup, Stack, cores, cpu_list
+from .latency_output import refresh_docs, render_chart, render_tables
+from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, Target, measure, median_or_none
+
+PROJECT = "echolab-latency"
+DOCS = REPO / "docs" / "latency.md"  # its generated block shows one run
+LOADS = ((100, 64), (1000, 64))  # (connections, message size)
+# Offered rates as fractions of each row's own closed-loop capacity: low, through the knee, past.
+FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
+QUICK_FRACTIONS = (0.25, 0.6, 0.9, 1.2)
+TARGET_P99_MS = 1.0
+DESCRIPTOR_MARGIN = 16  # a server's own descriptors (listeners, stats, stdio) beside the clients
+SATURATED_BOUNDS = ("client", "both")  # loadgen at its ceiling (BOUNDS: C and C+S)
+
+
+@dataclass(frozen=True)
+class LatencyPlan:
+    variants: tuple
+    c_ruler: bool
+    loads: tuple
+    fractions: tuple
+    duration: float
+    rounds: int
+    warmup: float
+    procs: int  # loadgen processes to start with
+    max_procs: int  # at most this many (the CPUs loadgen may use)
+    target_us: float
+
+    def estimate_s(self, rows_per_load):
+        """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
+        runs = 1 + (1 + len(self.fractions)) * self.rounds
+        per_row = self.warmup + (runs - 1) * self.duration
+        return sum(n * (per_row + runs * RUN_OVERHEAD_S) for n in rows_per_load)
+
+
+def serves(server, connections):
+    """Whether a variant's class can serve ``connections`` clients at once (by its traits)."""
+    if server.serves_at_once is not None and server.serves_at_once < connections:
+        return False
+    ceiling = server.descriptor_ceiling
+    return ceiling is None or connections + DESCRIPTOR_MARGIN <= ceiling
+
+
+def ladder(capacity, fractions):
+    """The offered rates: each fraction of ``capacity`` to two significant figures, ascending."""
+    rates = []
+    for fraction in sorted(fractions):
+        rate = capacity * fraction
+        step = 10 ** max(0, math.floor(math.log10(rate)) - 1) if rate >= 1 else 1
+        rates.append(max(1, round(rate / step) * step))
+    return rates
+
+
+def capacity_at(rungs, target_us):
+    """The highest offered rate whose p99 stays under ``target_us``: the last rung before the
+    first one over it (or with a lost or wrong echo). Returns that rung and whether the ladder
+    ended before the p99 broke (so the capacity is at least that); (None, False) if none held."""
+    held = None
+    for rung in sorted(rungs, key=lambda r: r["offered"]):
+        if rung["p99_us"] >= target_us or rung["missing"] or rung["mismatched"]:
+            return held, False
+        held = rung
+    return held, held is not None
+
+
+def more_procs(bound, procs, most):
+    """Loadgen processes for the next try: twice as many where loadgen was saturated and may
+    use more CPUs than it has processes; else as many (None: no retry)."""
+    if bound in SATURATED_BOUNDS and procs < most:
+        return min(2 * procs, most)
+    return None
+
+
+def lean(run):
+    """A run as stored: its quantiles stay, its sketch's buckets go (hundreds of runs a file)."""
+    return {key: value for key, value in run.items() if key != "latency_sketch"}
+
+
+def summarize_rung(offered, runs):
+    """One offered rate: medians over the rounds, the p99's spread, the median-p99 run's bound."""
+    p99 = sorted(r["latency_us"]["p99"] for r in runs)
+    middle = sorted(runs, key=lambda r: r["latency_us"]["p99"])[(len(runs) - 1) // 2]
+    median_p99 = statistics.median(p99)
+    spread = (p99[-1] - p99[0]) / median_p99 if median_p99 else None
+    return {
+        "offered": offered,
+        "achieved": round(statistics.median(r["msgs_per_s"] for r in runs)),
+        "p50_us": round(statistics.median(r["latency_us"]["p50"] for r in runs)),
+        "p99_us": round(median_p99),
+        "p99_min_us": p99[0],
+        "p99_max_us": p99[-1],
+        "p99_spread": None if spread is None else round(spread, 3),
+        "spread_flagged": spread is not None and spread > SPREAD_FLAG,
+        "p999_us": round(statistics.median(r["latency_us"]["p999"] for r in runs)),
+        "bound": middle["bound"],
+        "bounds": [r["bound"] for r in runs],
+        "server_cpu_percent": median_or_none(r["server_cpu_percent"] for r in runs),
+        "loadgen_cpu_percent": median_or_none(r["loadgen_cgroup_cpu_percent"] for r in runs),
+        "procs": max(r["procs"] for r in runs),
+        "missing": max(r["missing"] + r["errors"] for r in runs),
+        "mismatched": sum(r["mismatched"] for r in runs),
+        "runs": [lean(r) for r in runs],
+    }
+
+
+def ladder_rounds(stack, plan, targets, load):
+    """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds.
+
+    Returns {row name: {"closed_loop": its median closed-loop run, "rungs": [...],
+    "capacity_at_target": ...}}.
+    """
+    procs = {t.name: plan.procs for t in targets}
+
+    def run(target, duration, rate=None):
+        """A run; where loadgen was its ceiling and may have more processes, run it again."""
+        while True:
+            result = measure(stack, plan, target, load, duration, rate, procs[target.name])
+            grown = more_procs(result["bound"], procs[target.name], plan.max_procs)
+            if grown is None:
+                return result
+            say(f"{target.name}: loadgen saturated with {procs[target.name]}; again with {grown}")
+            procs[target.name] = grown
+
+    def interleaved(first_round, rate_of):
+        """``plan.rounds`` rounds of every row, each round starting one row further along."""
+        out = {t.name: [] for t in targets}
+        for r in range(first_round, first_round + plan.rounds):
+            shift = r % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                out[target.name].append(run(target, plan.duration, rate_of(target.name)))
+        return out
+
+    for target in targets:
+        run(target, plan.warmup)
+    closed = {
+        name: sorted(c, key=lambda r: r["msgs_per_s"])[(len(c) - 1) // 2]
+        for name, c in interleaved(0, lambda name: None).items()
+    }
+    rates = {name: ladder(max(r["msgs_per_s"], 1), plan.fractions) for name, r in closed.items()}
+    runs = {t.name: [] for t in targets}
+    for step in range(len(plan.fractions)):
+        done = interleaved((step + 1) * plan.rounds, lambda name, s=step: rates[name][s])
+        for name, rung_runs in done.items():
+            runs[name].append(rung_runs)
+        say(
+            f"{load[0]} x {load[1]} B, step {step + 1}/{len(plan.fractions)}: "
+            + ", ".join(
+                f"{t.name} {rates[t.name][step]:,} -> p99 "
+                f"{statistics.median(x['latency_us']['p99'] for x in runs[t.name][step]):,.0f} us"
+                for t in targets
+            )
+        )
+    out = {}
+    for target in targets:
+        rungs = [
+            summarize_rung(rate, rung_runs)
+            for rate, rung_runs in zip(rates[target.name], runs[target.name], strict=True)
+        ]
+        held, open_ended = capacity_at(rungs, plan.target_us)
+        out[target.name] = {
+            "closed_loop": lean(closed[target.name]),
+            "rungs": rungs,
+            "capacity_at_target": None
+            if held is None
+            else {
+                "offered": held["offered"],
+                "achieved": held["achieved"],
+                "p99_us": held["p99_us"],
+                "bound": held["bound"],
+                "procs": held["procs"],
+                "ladder_top": open_ended,
+            },
+        }
+    return out
+
+
+def build_parser():
+    server_cpus, loadgen_cpus = default_pinning(cores(None))
+    p = Parser(prog="bench-latency", description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", help="comma-separated variant names (default: every variant)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{len(QUICK_FRACTIONS)} rates, 2 rounds of 1 s, 100 connections only: a smoke test",
+    )
+    p.add_argument(
+        "--target-p99",
+        type=number(float, least=0.001, most=10_000),
+        default=TARGET_P99_MS,
+        metavar="MS",
+        help=f"the latency target for capacity, p99 in ms (default {TARGET_P99_MS:g})",
+    )
+    p.add_argument("--duration", type=seconds, help="seconds per run (default 2, 1 with --quick)")
+    p.add_argument("--rounds", type=positive(int), help="rounds per rate (default 3, 2 --quick)")
+    p.add_argument(
+        "--connections",
+        type=connection_list,
+        help="comma-separated connection counts, 64-byte messages (default 100,1000)",
+    )
+    p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes to start")
+    p.add_argument(
+        "--no-c", action="store_true", help="without the C ruler's row (bench/c/echo_epoll.c)"
+    )
+    p.add_argument("--server-cpus", type=cpuset, default=server_cpus, help="the servers' CPU set")
+    p.add_argument("--loadgen-cpus", type=cpuset, default=loadgen_cpus, help="loadgen's CPU set")
+    p.add_argument("--project", default=PROJECT, help=f"compose project (default {PROJECT})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "results",
+        help="where the results go (default bench/results)",
+    )
+    p.add_argument(
+        "--docs",
+        type=Path,
+        metavar="RESULT.json",
+        help="only rewrite docs/latency.md's generated block from a result file, then stop",
+    )
+    return p
+
+
+def connection_list(text):
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected connection counts like 100,1000: {text!r}")
+    return counts
+
+
+def make_plan(args):
+    known = registry()
+    wanted = tuple(args.variants.split(",")) if args.variants else tuple(known)
+    unknown = [v for v in wanted if v not in known]
+    if unknown:
+        raise BenchError(f"unknown variant {', '.join(unknown)}; known: {', '.join(known)}")
+    if args.server_cpus and args.loadgen_cpus:
+        shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
+        if shared:
+            raise BenchError(f"--server-cpus and --loadgen-cpus share CPU {min(shared)}")
+    counts = args.connections or ((100,) if args.quick else tuple(c for c, _ in LOADS))
+    duration = args.duration or (1.0 if args.quick else 2.0)
+    return LatencyPlan(
+        variants=wanted,
+        c_ruler=not args.no_c,
+        loads=tuple((c, 64) for c in counts),
+        fractions=QUICK_FRACTIONS if args.quick else FRACTIONS,
+        duration=duration,
+        rounds=args.rounds or (2 if args.quick else 3),
+        warmup=min(0.5, duration),
+        procs=args.procs,
+        max_procs=max(args.procs, cores(args.loadgen_cpus)),
+        target_us=args.target_p99 * 1000,
+    )
+
+
+def rows_for(plan, load):
+    """The variants that serve ``load``'s connections at once, and those left out."""
+    known = registry()
+    kept = [v for v in plan.variants if serves(known[v], load[0])]
+    return kept, [v for v in plan.variants if v not in kept]
+
+
+def latency(args, plan, started):
+    pinning = (args.server_cpus, args.loadgen_cpus)
+    load_at_start = machine.load_average()
+    if load_at_start[0] > BUSY_LOAD:
+        say(
+            f"warning: load average {load_at_start[0]:.1f} at the start: something else is "
+            "running, so these figures will not be clean (the results' header says so too)"
+        )
+    rows_per_load = [len(rows_for(plan, load)[0]) + plan.c_ruler for load in plan.loads]
+    say(
+        f"{len(plan.variants)} variants{' + C' if plan.c_ruler else ''}, loads "
+        f"{', '.join(f'{c} x {s} B' for c, s in plan.loads)}, {len(plan.fractions)} rates x "
+        f"{plan.rounds} rounds x {plan.duration:g} s: about "
+        f"{minutes_or_seconds(plan.estimate_s(rows_per_load))} after the image build"
+    )
+    results = {
+        "started": started.isoformat(timespec="seconds"),
+        "plan": asdict(plan) | {"server_cpus": pinning[0], "loadgen_cpus": pinning[1]},
+        "loads": [],
+    }
+    with Stack(args.project, 0.0, *pinning) as stack:
+        services = stack.services()
+        missing = [v for v in plan.variants if f"server-{v}" not in services]
+        if missing:
+            raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
+        server_cores = cores(pinning[0])
+        stack.build(plan.variants, ruler=plan.c_ruler)
+        stack.start_loadgen()
+        containers = stack.start_servers(plan.variants)
+        every = [
+            Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
+            for v, c in containers.items()
+        ]
+        if plan.c_ruler:
+            every.append(ruler_target(stack, server_cores))
+        results["machine"] = machine.facts(
+            stack, next(iter(containers.values())), pinning, load_at_start
+        )
+        for load in plan.loads:
+            kept, left_out = rows_for(plan, load)
+            targets = [t for t in every if t.kind != "variant" or t.name in kept]
+            if left_out:
+                say(f"{load[0]} connections: leaving out {', '.join(left_out)} (serve fewer)")
+            results["loads"].append(
+                {
+                    "connections": load[0],
+                    "size": load[1],
+                    "left_out": left_out,
+                    "rows": ladder_rounds(stack, plan, targets, load),
+                }
+            )
+    results["machine"]["load_average_at_end"] = machine.load_average()
+    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def write(out_dir, started, results):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / (started.strftime("%Y%m%dT%H%M%SZ") + "-latency")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    tables = render_tables(results, C_ROW)
+    stem.with_suffix(".md").write_text(tables)
+    render_chart(results, stem)
+    return stem, tables
+
+
+def docs_only(path):
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BenchError(f"cannot read {path}: {error}") from None
+    if not refresh_docs(DOCS, results, path.stem, C_ROW):
+        raise BenchError(f"{DOCS} has no generated block to replace")
+    say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    clock = time.monotonic()
+    started = datetime.now(UTC)
+    try:
+        if args.docs:
+            docs_only(args.docs)
+            return 0
+        results = latency(args, make_plan(args), started)
+    except BenchError as exc:
+        print(f"bench-latency: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbench-latency: interrupted; its stack was taken down", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    stem, tables = write(args.out, started, results)
+    print(
+        f"\n{tables}\nbench-latency: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "
+        f"{stem}.json, .md, .png and .svg",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The bench's C ruler (bench/c/echo_epoll.c, compose service ``ruler``) keeps the lab's contract.
+
+It is built as compose builds it (Debian's gcc in the image build) and run by hand on ephemeral
+host ports, hardened like the lab's servers, so that neither the lab nor another test's stack is
+touched. What the bench relies on: exact echoes, even when the client does not read for a while;
+a reset costs only that connection; /stats counts every recv() with data and every byte.
+"""
+
+import contextlib
+import json
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from .lab import ROOT
+
+DEADLINE = 30.0  # seconds for the container to answer /health
+
+
+def docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def ruler():
+    subprocess.run(
+        ["docker", "compose", "--profile", "ruler", "build", "--quiet", "ruler"],
+        cwd=ROOT,
+        check=True,
+        timeout=1800,
+    )
+    image = json.loads(
+        subprocess.run(
+            ["docker", "compose", "--profile", "ruler", "config", "--format", "json"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["services"]["ruler"]["image"]
+    name = f"echolab-test-ruler-{uuid.uuid4().hex[:8]}"
+    docker(
+        *("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL"),
+        *("-p", "127.0.0.1::12345", "-p", "127.0.0.1::8080", image),
+    )
+    try:
+        echo = int(docker("port", name, "12345/tcp").rsplit(":", 1)[1])
+        stats = int(docker("port", name, "8080/tcp").rsplit(":", 1)[1])
+        end = time.monotonic() + DEADLINE
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{stats}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > end:
+                    pytest.fail(f"the ruler did not answer /health within {DEADLINE:.0f} s")
+                time.sleep(0.1)
+        yield name, echo, stats
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+
+
+def read_stats(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"connection closed after {len(data)} of {size} bytes"
+        data += chunk
+    return data
+
+
+def test_it_echoes_exactly_even_what_the_client_reads_late(ruler) -> None:
+    _, echo, _ = ruler
+    payload = bytes(range(256)) * 8192  # 2 MiB: more than the kernel's buffers hold at once
+    with socket.create_connection(("127.0.0.1", echo), timeout=10) as sock:
+        sock.sendall(b"Hello, world")
+        assert receive(sock, 12) == b"Hello, world"
+        sender = sock.dup()
+        # Write all of it before reading any: the ruler must stop reading and keep the rest.
+        writer = threading.Thread(target=sender.sendall, args=(payload,))
+        writer.start()
+        assert receive(sock, len(payload)) == payload
+        writer.join()
+        sender.close()
+
+
+def test_a_client_that_resets_costs_only_its_own_connection(ruler) -> None:
+    _, echo, stats = ruler
+    with socket.create_connection(("127.0.0.1", echo), timeout=5) as other:
+        for _ in range(20):
+            rude = socket.create_connection(("127.0.0.1", echo), timeout=5)
+            rude.sendall(b"x" * 100_000)  # unread echoes pile up, then the client resets
+            rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            rude.close()
+        other.sendall(b"still here")
+        assert receive(other, 10) == b"still here"
+    end = time.monotonic() + DEADLINE
+    while read_stats(stats)["connections_current"] != 0:
+        assert time.monotonic() < end, "reset connections were never closed"
+        time.sleep(0.05)
+
+
+def test_it_counts_every_message_and_byte(ruler) -> None:
+    _, echo, stats = ruler
+    before = read_stats(stats)
+    socks = [socket.create_connection(("127.0.0.1", echo), timeout=5) for _ in range(5)]
+    for i in range(200):
+        sock = socks[i % len(socks)]
+        message = i.to_bytes(2, "big") * 32  # 64 B, each different
+        sock.sendall(message)
+        assert receive(sock, 64) == message
+    for sock in socks:
+        sock.close()
+    after = read_stats(stats)
+    assert after["messages"] - before["messages"] == 200
+    assert after["bytes_received"] - before["bytes_received"] == 200 * 64
+    assert after["bytes_sent"] - before["bytes_sent"] == 200 * 64
+    assert after["connections_total"] - before["connections_total"] == 5
+    assert after["variant"] == "c-epoll" and after["log_per_message"] is False
+
+
+def test_silent_stats_clients_are_closed_and_stats_answer_again(ruler) -> None:
+    _, _, stats = ruler
+    silent = [socket.create_connection(("127.0.0.1", stats), timeout=10) for _ in range(70)]
+    try:
+        for sock in silent:  # each closed by the ruler: at once past 64, else at its deadline
+            with contextlib.suppress(ConnectionResetError):  # a reset closes it too
+                assert sock.recv(1) == b""
+    finally:
+        for sock in silent:
+            sock.close()
+    assert read_stats(stats)["variant"] == "c-epoll"
+
+
+# Last: it stops the module's ruler.
+def test_sigterm_ends_it_with_the_tutorials_total(ruler) -> None:
+    name, _, stats = ruler
+    total = read_stats(stats)["messages"]
+    docker("stop", "--time", "5", name)
+    assert docker("inspect", "--format", "{{.State.ExitCode}}", name) == "0"
+    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+    assert logs.splitlines()[-1] == f"Total messages received: {total}"
