@@ -86,16 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     pool = ThreadPoolExecutor(args.jobs)
     reports: list[dict] = []
+
+    def done(report: dict, submission: Submission) -> None:
+        reports.append(describe(report, submission, version))
+        write(args.results, reports[-1], reports)
+        print(progress(reports[-1], len(reports), total, time.monotonic() - started), flush=True)
+
     try:
         pending: dict[Future, Submission] = {}
         for number, submission in enumerate(args.submissions, 1):
             stage(submission, staging / f"{number:02d}")
-            pending[pool.submit(run, submission, project, number)] = submission
+            if submission.problem is not None:  # refused, or not found: reported at once
+                done(not_graded(submission.name, submission.problem), submission)
+            else:
+                pending[pool.submit(run, submission, project, number)] = submission
         for future in as_completed(pending):
-            report = describe(future.result(), pending[future], version)
-            reports.append(report)
-            write(args.results, report, reports)
-            print(progress(report, len(reports), total, time.monotonic() - started), flush=True)
+            done(future.result(), pending[future])
     finally:  # stopped early (Ctrl-C): what has not started never does, the rest is removed
         pool.shutdown(wait=False, cancel_futures=True)
         subprocess.run(
@@ -120,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(submission: Submission, project: str, number: int) -> dict:
     """One submission's report, whatever happens: the grader's own failure is a line in it."""
-    if submission.problem is not None:
-        return not_graded(submission.name, submission.problem)
     if submission.file is None:
         target = Target.variant(submission.name, project, number)
     else:

@@ -3,7 +3,7 @@
 import time
 
 from .checks import CHECKS, Check
-from .target import ProbeTimeout, Target
+from .target import ProbeTimeout, Target, last_line
 
 READY_WITHIN = 120.0  # the probe waits 60 s for the port (prefork spawns workers), plus its start
 
@@ -61,7 +61,10 @@ def ready(target: Target) -> str | None:
         return None
     if not target.running():
         return f"the server did not start: it {target.exited()}"
-    return f"the server did not start: {result['saw']}"
+    last = last_line(target.logs())
+    return f"the server did not start: {result['saw']}" + (
+        f"; its last line: {last!r}" if last else ""
+    )
 
 
 def died(target: Target, passed: bool) -> bool:

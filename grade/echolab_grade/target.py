@@ -25,8 +25,9 @@ LOG_LAG = 5.0  # seconds a line the server printed may take to reach `docker log
 # The lines of a server's log the grader reads at most: a checked server prints a few hundred, a
 # flooding one millions, which the grader must not spend the machine's time reading again and again.
 LOG_TAIL = 5000
+POLL_EXIT = 5.0  # seconds between looks at whether a server under a long check is still running
 SHOWN = 12  # the last lines it printed, shown beside a check it failed (its traceback)
-TRACEBACK = re.compile(r"^(Traceback \(most recent call last\)|Exception in thread)")
+TRACEBACK, IN_THREAD = "Traceback (most recent call last):", "Exception in thread"
 WHERE = re.compile(r'File "/student/server\.py", line (\d+)')
 
 
@@ -140,8 +141,11 @@ class Target:
         traceback: from the last traceback's first line, SHOWN lines at most (the last ones)."""
         lines = [line.rstrip() for line in self.logs("stderr", since=f"{since:.3f}").splitlines()]
         lines = [line for line in lines if line.strip()]
-        starts = [n for n, line in enumerate(lines) if TRACEBACK.match(line)]
-        return lines[starts[-1] if starts else 0 :][-SHOWN:]
+        starts = [n for n, line in enumerate(lines) if line.startswith(TRACEBACK)]
+        start = starts[-1] if starts else 0
+        if start and lines[start - 1].startswith(IN_THREAD):  # whose traceback: the thread's
+            start -= 1
+        return lines[start:][-SHOWN:]
 
     def stdout_once(self, arrived: Callable[[str], bool]) -> str:
         """What the server printed, once ``arrived`` holds for it or LOG_LAG seconds have passed.
@@ -166,7 +170,13 @@ class Target:
             self.session = self.open_session()
         self.session.stdin.write(check + "\n")
         self.session.stdin.flush()
-        ready, _, _ = select.select([self.session.stdout], [], [], deadline)
+        ends = time.monotonic() + deadline
+        while not (ready := select.select([self.session.stdout], [], [], POLL_EXIT)[0]):
+            if time.monotonic() > ends:
+                break
+            if not self.running():  # no need to wait out the deadline of a server that is gone
+                self.close_session()
+                return {"passed": False, "saw": f"the server ended meanwhile: it {self.exited()}"}
         line = self.session.stdout.readline() if ready else ""
         if not line:
             self.close_session()

@@ -86,7 +86,7 @@ def test_one_table_one_json_per_server(graded: dict) -> None:
     assert set(graded["reports"]) == names
     assert graded["run"].returncode == 1, graded["run"].stderr  # some checks fail, by design
     rows = graded["run"].stdout.splitlines()
-    assert rows[0].split() == ["server", "score", *CHECKS]
+    assert ["server", "score", *CHECKS] in [row.split() for row in rows]
     for name in names:
         assert any(re.match(rf"{name}\s+\d+/{len(CHECKS)}\s", row) for row in rows), name
 
