@@ -74,7 +74,7 @@ images-load: ## load IMAGES_FILE (from make images-save) here, and name its base
 	docker load -i $(IMAGES_FILE) | tee /dev/stderr \
 	  | sed -n 's/^Loaded image: \(echolab-base:.*\)/BASE_IMAGE=\1/p' >> .env
 
-test-class: build venv ## grade a class of 30, half of it hostile (tests/classroom), ~15 min
+test-class: build venv ## grade a class of 30, half of it hostile (tests/classroom), ~6 min once built
 	$(WITH_BASE) .venv/bin/pytest tests/classroom $(ARGS)
 
 lint: venv ## ruff check and format check
