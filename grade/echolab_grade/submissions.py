@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IGNORED = {"__pycache__", "__MACOSX"}  # what archivers and Python leave beside the work
+MAX_BYTES = 1 << 20  # the tutorial's server is 3 KiB; a bigger file is not one to copy and run
 
 
 @dataclass
@@ -51,6 +52,8 @@ def from_file(name: str, path: Path, root: Path) -> Submission:
         )
     elif not path.is_file():
         submission.problem = f"refused: {path.name} is not a regular file"
+    elif (size := path.stat().st_size) > MAX_BYTES:
+        submission.problem = f"refused: {path.name} is {size >> 20} MiB; a server is a few KiB"
     else:
         submission.file = path
     return submission

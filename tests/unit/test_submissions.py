@@ -1,6 +1,7 @@
 """The grader's reading of a class folder, and of a server's log lines (no Docker)."""
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,16 @@ def test_a_link_leading_out_of_the_class_is_refused(tmp_path: Path, where: str) 
     assert mallory.file is None
     assert mallory.problem.startswith("refused: ")
     assert "link leading out of the class folder" in mallory.problem
+
+
+def test_a_file_that_is_no_server_is_refused(tmp_path: Path) -> None:
+    make(tmp_path, {"huge.py": ""})
+    with (tmp_path / "huge.py").open("wb") as huge:
+        huge.truncate(2 << 20)
+    os.mkfifo(tmp_path / "pipe.py")  # reading it would wait forever
+    found = by_name(tmp_path)
+    assert found["huge"].problem == "refused: huge.py is 2 MiB; a server is a few KiB"
+    assert found["pipe"].problem == "refused: pipe.py is not a regular file"
 
 
 def test_a_link_within_the_class_is_followed(tmp_path: Path) -> None:
