@@ -26,6 +26,7 @@ LOG_LAG = 10.0  # seconds a line the server printed may take to reach `docker lo
 # flooding one millions, which the grader must not spend the machine's time reading again and again.
 LOG_TAIL = 5000
 POLL_EXIT = 5.0  # seconds between looks at whether a server under a long check is still running
+QUIET = 2.0  # seconds to wait for stderr from a server that may have written nothing there
 SHOWN = 12  # the last lines it printed, shown beside a check it failed (its traceback)
 TRACEBACK, IN_THREAD = "Traceback (most recent call last):", "Exception in thread"
 WHERE = re.compile(r'File "/student/server\.py", line (\d+)')
@@ -138,9 +139,19 @@ class Target:
 
     def printed(self, since: float) -> list[str]:
         """What the server wrote to stderr since ``since`` (a Unix time), where Python puts a
-        traceback: from the last traceback's first line, SHOWN lines at most (the last ones)."""
-        lines = [line.rstrip() for line in self.logs("stderr", since=f"{since:.3f}").splitlines()]
-        lines = [line for line in lines if line.strip()]
+        traceback: from the last traceback's first line, SHOWN lines at most (the last ones).
+
+        Like stdout, stderr reaches `docker logs` a moment late: wait until a traceback is whole
+        (LOG_LAG at most), or QUIET seconds if nothing comes at all.
+        """
+        started = time.monotonic()
+        while True:
+            lines = self.logs("stderr", since=f"{since:.3f}").splitlines()
+            lines = [line.rstrip() for line in lines if line.strip()]
+            waited = time.monotonic() - started
+            if whole(lines) or waited > LOG_LAG or (not lines and waited > QUIET):
+                break
+            time.sleep(0.1)
         starts = [n for n, line in enumerate(lines) if line.startswith(TRACEBACK)]
         start = starts[-1] if starts else 0
         if start and lines[start - 1].startswith(IN_THREAD):  # whose traceback: the thread's
@@ -263,6 +274,12 @@ def finished_at(state: dict) -> float:
     """The engine's FinishedAt (RFC 3339, nanoseconds) as a Unix time."""
     stamp = re.sub(r"(\.\d{6})\d*", r"\1", state["FinishedAt"]).replace("Z", "+00:00")
     return datetime.fromisoformat(stamp).timestamp()
+
+
+def whole(lines: list[str]) -> bool:
+    """Whether stderr ends in a finished line of its own: not inside a traceback (whose lines
+    after the first are indented, until the exception's own line)."""
+    return bool(lines) and not lines[-1].startswith((" ", "\t", TRACEBACK, IN_THREAD))
 
 
 def last_line(text: str) -> str:

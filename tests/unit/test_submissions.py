@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from echolab_grade.checks import log_lines
 from echolab_grade.submissions import collect, stage
+from echolab_grade.target import whole
 
 
 def make(root: Path, files: dict[str, str]) -> Path:
@@ -124,3 +125,18 @@ def test_a_missing_line_is_named_in_one_line() -> None:
         "its last line: 'Total messages received: 1'"
     )
     assert "\n" not in saw
+
+
+def test_a_traceback_is_waited_for_until_whole() -> None:
+    traceback = [
+        "Exception in thread Thread-3 (handle_client):",
+        "Traceback (most recent call last):",
+        '  File "/student/server.py", line 31, in handle_client',
+        "    print('Received:', data.decode())",
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0x80",
+    ]
+    assert not whole([])
+    for cut in range(1, len(traceback)):
+        assert not whole(traceback[:cut]), traceback[:cut]
+    assert whole(traceback)
+    assert whole(["Shutting down gracefully..."])
