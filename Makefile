@@ -12,7 +12,7 @@ ALL_PROFILES := --profile tools --profile observe --profile ruler
 IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump echolab-prometheus
 # The bench's own images (the C ruler, compose profile "ruler"): removed by clean, never pushed.
 BENCH_IMAGES := echolab-ruler
-LINTED := server client loadgen bench grade cluster tests tools/wheels
+LINTED := server client loadgen bench grade cluster pictures tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -62,6 +62,10 @@ bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its 
 .PHONY: bench-latency
 bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
+
+.PHONY: pictures
+pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
 
 # Grading (docs/teaching.md): the lab's checks against students' servers.
 # FILE=server.py, DIR=class/ (a table) or VARIANT=name; one JSON per server and a gradebook.csv

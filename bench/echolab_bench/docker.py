@@ -3,6 +3,8 @@
 The stack is the repository's compose.yaml with two changes made by an override file: no
 host ports (loadgen reaches each server over the compose network, as the lab's containers do)
 and a ``cpuset`` for every server and for loadgen, disjoint, so the two never share a core.
+``make pictures`` (pictures/echolab_pictures) drives the same stack, with ephemeral host ports
+when the host itself must time a client (``publish``).
 """
 
 import json
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,10 +138,16 @@ def cores(cpuset):
 
 
 class Stack:
-    """The bench's own compose project: compose.yaml without host ports, with cpusets."""
+    """The bench's own compose project: compose.yaml without host ports, with cpusets.
 
-    def __init__(self, project, work_delay, server_cpus, loadgen_cpus):
+    ``work_delay`` None leaves each variant its own default (the tutorial's 0.1 s where it has
+    it); ``quiet`` drops the per-message log lines; ``publish`` gives every server ephemeral
+    ports on 127.0.0.1 (``address()`` says which), as the integration tests do.
+    """
+
+    def __init__(self, project, work_delay, server_cpus, loadgen_cpus, quiet=True, publish=False):
         self.project = project
+        self.publish = publish
         self.server_cpus, self.loadgen_cpus = server_cpus, loadgen_cpus
         self.loadgen_cores = cores(loadgen_cpus)
         self.loadgen_container = f"{project}-loadgen"
@@ -146,7 +155,10 @@ class Stack:
             *("docker", "exec", self.loadgen_container),
             *("python3", "-m", "echolab_loadgen"),
         )
-        self.env = os.environ | {"ECHOLAB_QUIET": "1", "ECHOLAB_WORK_DELAY": f"{work_delay:g}"}
+        self.env = os.environ | {
+            "ECHOLAB_QUIET": "1" if quiet else "0",
+            "ECHOLAB_WORK_DELAY": "" if work_delay is None else f"{work_delay:g}",
+        }
         self.tag = self.env.get("ECHOLAB_TAG") or "latest"
         self.override = None
         self.connected = []
@@ -171,9 +183,12 @@ class Stack:
         for service in [*self.services(), RULER]:
             # No healthcheck: its probe runs inside the server's container, so its CPU would
             # count as the server's; wait_echo() tells when a server serves instead.
+            ports = (
+                '!override ["127.0.0.1::12345", "127.0.0.1::8080"]' if self.publish else "!reset []"
+            )
             lines += [
                 f"  {service}:",
-                "    ports: !reset []",
+                f"    ports: {ports}",
                 "    healthcheck: !override {disable: true}",
             ]
             if self.server_cpus:
@@ -223,11 +238,38 @@ class Stack:
         self.network = next(iter(json.loads(networks)))
 
     def start_servers(self, variants):
-        """Every variant's server at once (idle ones cost nothing), so runs can interleave."""
+        """Every variant's server at once (idle ones cost nothing), so runs can interleave.
+
+        With published ports the host asks each server's /health, which counts no message (the
+        tutorial's totals then start at zero); otherwise loadgen proves it echoes a byte.
+        """
         self.compose("up", "-d", *(f"server-{v}" for v in variants), timeout=300)
         for v in variants:
-            self.wait_echo(f"server-{v}", 12345)
+            if self.publish:
+                self.wait_health(f"server-{v}")
+            else:
+                self.wait_echo(f"server-{v}", 12345)
         return {v: self.compose("ps", "-q", f"server-{v}").strip() for v in variants}
+
+    def address(self, service, port):
+        """(host, port) where the host reaches a published service port."""
+        host, _, number = self.compose("port", service, str(port)).strip().rpartition(":")
+        return host, int(number)
+
+    def wait_health(self, service, deadline=60.0):
+        """Return once the service's stats port answers /health with 200 (from the host)."""
+        host, port = self.address(service, 8080)
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > end:
+                raise BenchError(f"{service} was not healthy within {deadline:.0f} s of its start")
+            time.sleep(0.2)
 
     def wait_echo(self, host, port, deadline=60.0):
         """Return once ``host:port`` echoes a byte back (from the loadgen container)."""
