@@ -19,7 +19,8 @@ ARGS ?=
 # so recipes read it when they run; a BASE_IMAGE already in the environment wins, as in compose.
 WITH_BASE = BASE_IMAGE="$${BASE_IMAGE:-$$(sed -n 's/^BASE_IMAGE=//p' .env | tail -n1)}"
 
-.PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all grade
+.PHONY: help setup engine venv wheels build up down test test-unit bench lint clean clean-all grade \
+  images-save images-load test-class
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -55,10 +56,6 @@ test-unit: venv ## run the unit tests only (no Docker)
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
 
-.PHONY: pictures
-pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
-	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
-
 # Latency under load (docs/latency.md): open-loop ladders of offered rates per variant and the
 # C ruler, p99 against offered load, capacity at a p99 target. ARGS="--quick" is a smoke test;
 # the full run (every variant, 100 and 1,000 connections) takes about 40 min on 2 quiet cores.
@@ -66,13 +63,34 @@ pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS=
 bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
 	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
 
-# Grading (README "Grade your own server"): the lab's checks against a student's server.
-# FILE=server.py, DIR=folder/ (one table) or VARIANT=name; one JSON per server in GRADE_RESULTS.
+.PHONY: pictures
+pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
+	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
+
+# Grading (docs/teaching.md): the lab's checks against students' servers.
+# FILE=server.py, DIR=class/ (a table) or VARIANT=name; one JSON per server and a gradebook.csv
+# in GRADE_RESULTS. A classroom machine without a network: `make images-load` from the file
+# `make images-save` wrote on a machine with one, then `make grade OFFLINE=1 ...` builds nothing.
 GRADE_RESULTS ?= grade-results
-grade: build ## grade servers: FILE=server.py, DIR=folder/ or VARIANT=name
-	$(WITH_BASE) PYTHONPATH=grade:server .venv/bin/python -m echolab_grade \
-	  $(FILE) $(if $(DIR),--dir $(DIR)) $(if $(VARIANT),--variant $(VARIANT)) \
+IMAGES_FILE ?= echolab-images.tar
+GRADE_IMAGES = echolab-loadgen echolab-netcat echolab-server
+GRADE_PY = $$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)
+grade: $(if $(OFFLINE),,build) ## grade servers: FILE=server.py, DIR=class/ or VARIANT=name
+	$(WITH_BASE) PYTHONPATH=grade:server $(GRADE_PY) -m echolab_grade \
+	  $(FILE) $(if $(DIR),--dir "$(DIR)") $(if $(VARIANT),--variant $(VARIANT)) \
 	  --results $(GRADE_RESULTS) $(ARGS)
+
+images-save: build ## write the images grading needs to IMAGES_FILE, for machines with no network
+	$(WITH_BASE) && docker save -o $(IMAGES_FILE) "$$BASE_IMAGE" \
+	  $(foreach image,$(GRADE_IMAGES),$(image):$${ECHOLAB_TAG:-latest})
+	@ls -lh $(IMAGES_FILE)
+
+images-load: ## load IMAGES_FILE (from make images-save) here, and name its base image in .env
+	docker load -i $(IMAGES_FILE) | tee /dev/stderr \
+	  | sed -n 's/^Loaded image: \(echolab-base:.*\)/BASE_IMAGE=\1/p' >> .env
+
+test-class: build venv ## grade a class of 30, half of it hostile (tests/classroom), ~6 min once built
+	$(WITH_BASE) .venv/bin/pytest tests/classroom $(ARGS)
 
 lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)

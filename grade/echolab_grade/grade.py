@@ -3,7 +3,7 @@
 import time
 
 from .checks import CHECKS, Check
-from .target import ProbeTimeout, Target
+from .target import ProbeTimeout, Target, last_line
 
 READY_WITHIN = 120.0  # the probe waits 60 s for the port (prefork spawns workers), plus its start
 
@@ -11,8 +11,10 @@ READY_WITHIN = 120.0  # the probe waits 60 s for the port (prefork spawns worker
 def grade(target: Target) -> dict:
     """Every check's outcome. A server that dies is restarted for the next check, which says so;
     one that never starts gets that line for every check."""
-    started = time.monotonic()
+    started, began = time.monotonic(), time.time()
     problem = target.start() or ready(target)
+    # A server that does not start: why (a SyntaxError and its line), and what it printed.
+    not_started = {} if problem is None else {"problem": problem, "printed": target.printed(began)}
     results: list[dict] = []
     try:
         for check in CHECKS:
@@ -29,12 +31,20 @@ def grade(target: Target) -> dict:
         target.remove()
     return {
         "name": target.name,
-        "server": target.env.get("ECHOLAB_STUDENT", target.service),
         "passed": sum(result["passed"] for result in results),
         "total": len(results),
         "seconds": round(time.monotonic() - started, 1),
+        **not_started,
         "checks": results,
     }
+
+
+def not_graded(name: str, problem: str) -> dict:
+    """The report of a submission that is not run at all (refused, or not found): why, on
+    every check, as for a server that does not start."""
+    results = [outcome(check, False, problem, 0.0) for check in CHECKS]
+    return {"name": name, "passed": 0, "total": len(results), "seconds": 0.0,
+            "problem": problem, "printed": [], "checks": results}  # fmt: skip
 
 
 def echoed(results: list[dict]) -> bool:
@@ -51,7 +61,10 @@ def ready(target: Target) -> str | None:
         return None
     if not target.running():
         return f"the server did not start: it {target.exited()}"
-    return f"the server did not start: {result['saw']}"
+    last = last_line(target.logs())
+    return f"the server did not start: {result['saw']}" + (
+        f"; its last line: {last!r}" if last else ""
+    )
 
 
 def died(target: Target, passed: bool) -> bool:
@@ -81,12 +94,17 @@ def revive(target: Target, result: dict) -> str | None:
 
 
 def run_check(target: Target, check: Check) -> dict:
-    started = time.monotonic()
+    """One check's outcome; a failed one carries the last lines the server wrote to stderr
+    meanwhile (a handler's traceback when it closed the connection, the server's when it died)."""
+    started, began = time.monotonic(), time.time()
     try:
         passed, saw = check.run(target, check.deadline)
     except ProbeTimeout as exc:
         passed, saw = False, f"{exc} (the server hung?)"
-    return outcome(check, passed, saw, time.monotonic() - started)
+    result = outcome(check, passed, saw, time.monotonic() - started)
+    if not passed and check.id != "sigterm":
+        result["printed"] = target.printed(began)
+    return result
 
 
 def outcome(check: Check, passed: bool, saw: str, seconds: float) -> dict:

@@ -19,8 +19,17 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TOTAL = re.compile(r"^Total messages received: (\d+)\s*$", re.M)
-LOG_LAG = 5.0  # seconds a line the server printed may take to reach `docker logs`
+# The tutorial prints `Total messages received: N`; a colon-less or spaced variant is the same line.
+TOTAL = re.compile(r"^Total messages received:?\s*(\d+)\s*$", re.M)
+LOG_LAG = 10.0  # seconds a line the server printed may take to reach `docker logs` (busy: 5+)
+# The lines of a server's log the grader reads at most: a checked server prints a few hundred, a
+# flooding one millions, which the grader must not spend the machine's time reading again and again.
+LOG_TAIL = 5000
+POLL_EXIT = 5.0  # seconds between looks at whether a server under a long check is still running
+QUIET = 2.0  # seconds to wait for stderr from a server that may have written nothing there
+SHOWN = 12  # the last lines it printed, shown beside a check it failed (its traceback)
+TRACEBACK, IN_THREAD = "Traceback (most recent call last):", "Exception in thread"
+WHERE = re.compile(r'File "/student/server\.py", line (\d+)')
 
 
 def last_total(log: str) -> int | None:
@@ -46,21 +55,22 @@ class Target:
     name: str
     service: str
     project: str
+    number: int  # its place in this run: container names stay unique whatever the names are
     env: dict[str, str] = field(default_factory=dict)
     session: subprocess.Popen | None = field(default=None, repr=False)
 
     @classmethod
-    def student(cls, path: Path, project: str) -> "Target":
-        return cls(path.stem, "student", project, {"ECHOLAB_STUDENT": str(path.resolve())})
+    def student(cls, name: str, path: Path, project: str, number: int) -> "Target":
+        return cls(name, "student", project, number, {"ECHOLAB_STUDENT": str(path.resolve())})
 
     @classmethod
-    def variant(cls, variant: str, project: str) -> "Target":
-        return cls(variant, f"server-{variant}", project)
+    def variant(cls, variant: str, project: str, number: int) -> "Target":
+        return cls(variant, f"server-{variant}", project, number)
 
     @property
     def container(self) -> str:
-        slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.name)
-        return f"{self.project}-{slug}"
+        slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.name)[:40]
+        return f"{self.project}-{self.number:02d}-{slug}"
 
     def compose(self, *args: str, timeout: float, stdin: str | None = None, **env: str):
         return subprocess.run(
@@ -100,15 +110,53 @@ class Target:
         return bool(self.state().get("Running"))
 
     def exited(self) -> str:
-        """How the server ended: its exit code and its last log line."""
-        code = self.state().get("ExitCode")
-        return f"exited with code {code}: {last_line(self.logs()) or '(no output)'}"
+        """How the server ended: its exit code, its last log line, and the line of its file that
+        the traceback points at (a SyntaxError's, say)."""
+        state = self.state()
+        code = state.get("ExitCode")
+        if state.get("OOMKilled"):
+            return f"was killed (code {code}): out of memory, past its {self.memory()}"
+        log = self.logs()
+        where = WHERE.findall(log)
+        at = f" (server.py, line {where[-1]})" if where else ""
+        return f"exited with code {code}: {last_line(log) or '(no output)'}{at}"
 
-    def logs(self, stream: str = "both") -> str:
-        """What the server printed since it last started (a restart begins a new count)."""
-        since = self.state().get("StartedAt", "0")
-        answer = self.docker("logs", "--since", since, self.container)
-        return {"stdout": answer.stdout, "both": answer.stdout + answer.stderr}[stream]
+    def memory(self) -> str:
+        answer = self.docker("inspect", "--format", "{{.HostConfig.Memory}}", self.container)
+        return f"{int(answer.stdout.strip() or 0) >> 20} MiB"
+
+    def logs(self, stream: str = "both", since: str | None = None) -> str:
+        """What the server printed since it last started (a restart begins a new count), or
+        since ``since``; its last LOG_TAIL lines at most."""
+        since = since or self.state().get("StartedAt", "0")
+        tail = ("--tail", str(LOG_TAIL))
+        answer = self.docker("logs", *tail, "--since", since, self.container)
+        return {
+            "stdout": answer.stdout,
+            "stderr": answer.stderr,
+            "both": answer.stdout + answer.stderr,
+        }[stream]
+
+    def printed(self, since: float) -> list[str]:
+        """What the server wrote to stderr since ``since`` (a Unix time), where Python puts a
+        traceback: from the last traceback's first line, SHOWN lines at most (the last ones).
+
+        Like stdout, stderr reaches `docker logs` a moment late: wait until a traceback is whole
+        (LOG_LAG at most), or QUIET seconds if nothing comes at all.
+        """
+        started = time.monotonic()
+        while True:
+            lines = self.logs("stderr", since=f"{since:.3f}").splitlines()
+            lines = [line.rstrip() for line in lines if line.strip()]
+            waited = time.monotonic() - started
+            if whole(lines) or waited > LOG_LAG or (not lines and waited > QUIET):
+                break
+            time.sleep(0.1)
+        starts = [n for n, line in enumerate(lines) if line.startswith(TRACEBACK)]
+        start = starts[-1] if starts else 0
+        if start and lines[start - 1].startswith(IN_THREAD):  # whose traceback: the thread's
+            start -= 1
+        return lines[start:][-SHOWN:]
 
     def stdout_once(self, arrived: Callable[[str], bool]) -> str:
         """What the server printed, once ``arrived`` holds for it or LOG_LAG seconds have passed.
@@ -133,7 +181,13 @@ class Target:
             self.session = self.open_session()
         self.session.stdin.write(check + "\n")
         self.session.stdin.flush()
-        ready, _, _ = select.select([self.session.stdout], [], [], deadline)
+        ends = time.monotonic() + deadline
+        while not (ready := select.select([self.session.stdout], [], [], POLL_EXIT)[0]):
+            if time.monotonic() > ends:
+                break
+            if not self.running():  # no need to wait out the deadline of a server that is gone
+                self.close_session()
+                return {"passed": False, "saw": f"the server ended meanwhile: it {self.exited()}"}
         line = self.session.stdout.readline() if ready else ""
         if not line:
             self.close_session()
@@ -220,6 +274,12 @@ def finished_at(state: dict) -> float:
     """The engine's FinishedAt (RFC 3339, nanoseconds) as a Unix time."""
     stamp = re.sub(r"(\.\d{6})\d*", r"\1", state["FinishedAt"]).replace("Z", "+00:00")
     return datetime.fromisoformat(stamp).timestamp()
+
+
+def whole(lines: list[str]) -> bool:
+    """Whether stderr ends in a finished line of its own: not inside a traceback (whose lines
+    after the first are indented, until the exception's own line)."""
+    return bool(lines) and not lines[-1].startswith((" ", "\t", TRACEBACK, IN_THREAD))
 
 
 def last_line(text: str) -> str:

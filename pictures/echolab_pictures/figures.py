@@ -97,7 +97,7 @@ def timeline(data, run, title):
     rows = {c["client"]: len(clients) - i for i, c in enumerate(clients)}
     for c in clients:
         y = rows[c["client"]]
-        echoed = c.get("echoed", c["left"])
+        echoed = c["echoed"]
         ax.broken_barh(
             [(c["connected"], max(echoed - c["connected"], 0.002))],
             (y - 0.3, 0.6),
@@ -113,10 +113,8 @@ def timeline(data, run, title):
     y = rows[newcomer["client"]]
     # Docker's timestamp of the log line: when the line reached the engine, a little after the
     # server wrote it (tenths of a second on a loaded machine).
-    accepted = server.get("accepted_newcomer")
-    if accepted is not None:
-        label = f"the server's log: accept()ed client {newcomer['client']}"
-        ax.plot([accepted], [y + 0.45], marker="v", color="black", ls="", label=label)
+    label = f"the server's log: accept()ed client {newcomer['client']}"
+    ax.plot([server["accepted_newcomer"]], [y + 0.45], marker="v", color="k", ls="", label=label)
     waited = data["results"]["waited_s"]
     ax.text(
         (newcomer["sent"] + newcomer["echoed"]) / 2,

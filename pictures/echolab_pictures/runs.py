@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from echolab_bench.docker import BenchError, run
 from echolab_bench.measure import loadgen_json
 from echolab_loadgen.experiment import read_echo
+from echolab_server.settings import Settings
 
 from . import logs
 
@@ -91,7 +92,7 @@ def waiting_line(stack, variant, holders, gap_s, hold_s):
     connect) and, from the server's log, when it accepted the newcomer.
     """
     service = f"server-{variant}"
-    address = stack.address(service, 12345)
+    address = stack.address(service, Settings.port)
     clients, held = [], []
     try:
         for client in range(1, holders + 1):
@@ -114,7 +115,8 @@ def waiting_line(stack, variant, holders, gap_s, hold_s):
         clients[0]["left"] = leaves
         sock.settimeout(TIMEOUT_S)
         if early is not None:
-            raise BenchError(f"{service} echoed to client {newcomer} while client 1 held on")
+            why = f"answered {early!r}" if early else "closed the connection"
+            raise BenchError(f"{service} {why} to client {newcomer} while client 1 held on")
         clients[-1]["echoed"] = echo_at(sock, newcomer)
     finally:
         for sock in held:

@@ -5,6 +5,7 @@ test reads its server's JSON report. A lab variant fails exactly the checks its 
 fails; a test server fails the check it was written for, with the line that explains why.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -44,6 +45,8 @@ SERVER_FAILS = {
     # The echo never goes out, so the checks that need one are not run; it logs and stops fine.
     "poll_and": set(CHECKS) - {"log", "sigterm"},
     "does_not_start": set(CHECKS),
+    # Its handler decodes what it receives: byte 0x80 ends the thread and closes the connection.
+    "decodes_bytes": {"bytes", "halfclose"},
 }
 # The tutorial's select loop closes a socket on EOF with echoes still queued, so the tail of a
 # half-closed client's echo (nc -N, or the half-close check) is lost when the FIN arrives before
@@ -83,7 +86,7 @@ def test_one_table_one_json_per_server(graded: dict) -> None:
     assert set(graded["reports"]) == names
     assert graded["run"].returncode == 1, graded["run"].stderr  # some checks fail, by design
     rows = graded["run"].stdout.splitlines()
-    assert rows[0].split() == ["server", "score", *CHECKS]
+    assert ["server", "score", *CHECKS] in [row.split() for row in rows]
     for name in names:
         assert any(re.match(rf"{name}\s+\d+/{len(CHECKS)}\s", row) for row in rows), name
 
@@ -133,6 +136,28 @@ def test_clear_lines_for_no_start_no_echo_and_no_stop(graded: dict) -> None:
     for check in CHECKS:
         assert "did not start" in saw(reports["does_not_start"], check)
         assert "SOCK_STREEM" in saw(reports["does_not_start"], check)
+        assert "(server.py, line 8)" in saw(reports["does_not_start"], check)
+    assert reports["does_not_start"]["printed"][0] == "Traceback (most recent call last):"
     assert "0 of 12 bytes" in saw(reports["poll_and"], "echo")
     assert "not run: the tutorial's message got no echo" in saw(reports["poll_and"], "idle")
     assert "still running" in saw(reports["ignores_sigterm"], "sigterm")
+
+
+def test_a_failed_check_shows_the_traceback_that_explains_it(graded: dict) -> None:
+    """The server stays up, but the handler's thread died: its traceback is beside the check."""
+    report = graded["reports"]["decodes_bytes"]
+    for check in report["checks"]:
+        if check["id"] in ("bytes", "halfclose"):
+            assert check["printed"][0].startswith("Exception in thread"), check
+            assert check["printed"][-1].startswith("UnicodeDecodeError: 'utf-8' codec"), check
+    assert "printed" not in next(c for c in report["checks"] if c["id"] == "echo")
+
+
+def test_each_report_says_what_was_graded_when_and_by_which_lab(graded: dict) -> None:
+    report = graded["reports"]["racy"]
+    digest = hashlib.sha256((SERVERS / "racy.py").read_bytes()).hexdigest()
+    assert report["sha256"] == digest
+    assert report["source"] == str(SERVERS / "racy.py")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", report["graded_at"])
+    assert report["lab_version"].startswith("0.")
+    assert graded["reports"]["lock"]["source"] == "lab variant lock"
