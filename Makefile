@@ -63,13 +63,13 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
 
-clean: ## remove containers, echolab images, .venv and caches (keeps the base image)
-	-$(COMPOSE) --profile tools down --remove-orphans
+clean: ## remove containers, echolab images, the registry's volume, .venv, caches (keeps the base)
+	-$(COMPOSE) --profile tools --profile registry down --remove-orphans --volumes
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
-	  | { grep -E '^($(subst $() ,|,$(IMAGES))):' || true; } | xargs -r docker image rm
+	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(REGISTRY_IMAGE))):' || true; } | xargs -r docker image rm
 	rm -rf .venv .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
@@ -87,8 +87,8 @@ CLUSTER_PY = PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
 
 .PHONY: cluster cluster-bench cluster-compare cluster-down stack push test-cluster
 
-cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm over them, deploy the stack
-	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS)
+cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm, the stack (REGISTRY=registry:5000: pulled)
+	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS) $(if $(REGISTRY),--registry $(REGISTRY))
 
 cluster-bench: venv ## loadgen on every load node of the cluster at once, one merged report
 	$(CLUSTER_PY) bench $(ARGS)
@@ -102,11 +102,21 @@ cluster-down: venv ## remove the cluster's nodes, volumes and network
 stack: venv ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
 	@$(CLUSTER_PY) stack $(if $(REGISTRY),--registry $(REGISTRY))
 
-push: build ## tag and push the images to REGISTRY=host:port for a real swarm
+push: build ## tag and push the images (IMAGES) to REGISTRY=host:port (make registry: 127.0.0.1:5000)
 	@[[ -n "$(REGISTRY)" ]] || { echo "echolab: make push REGISTRY=host:port" >&2; exit 2; }
-	for image in $(IMAGES); do \
-	  docker tag "$$image:$${ECHOLAB_TAG:-latest}" "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; \
-	  docker push "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; done
+	@$(CLUSTER_PY) push --registry $(REGISTRY) $(IMAGES)
 
 test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
 	.venv/bin/pytest tests/cluster $(ARGS)
+
+# ---- The lab's registry (docs/real-hosts.md): Debian's docker-registry on 127.0.0.1:5000, so
+# images can reach swarm nodes the way they reach real hosts: make push, then a pull on each node.
+REGISTRY_IMAGE := echolab-registry
+
+.PHONY: registry registry-down
+
+registry: engine ## start the lab's registry on 127.0.0.1:5000 (its images in the volume registry-data)
+	$(COMPOSE) --profile registry up -d --wait --build registry
+
+registry-down: ## stop the lab's registry (its volume stays until make clean)
+	$(COMPOSE) --profile registry rm --stop --force registry

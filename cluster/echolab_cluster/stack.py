@@ -57,6 +57,7 @@ TRANSLATED = ("mem_limit", "ports")
 # Services that stay on one machine, and why: they are left out of the stack.
 LOCAL_ONLY = {
     "profile grade": "grading runs on one machine, beside the student (make grade)",
+    "profile registry": "the registry serves the nodes from outside the swarm, as for real hosts",
     "network_mode": "joins another container's network namespace, which no swarm service can",
 }
 
@@ -92,10 +93,16 @@ def generate(config, registry=None):
     }
 
 
+def images(config):
+    """The images the stack runs (name:tag, as compose.yaml names them), each once."""
+    return sorted({spec["image"] for spec in generate(config)["services"].values()})
+
+
 def local_only(spec):
     """Why a service stays off the swarm (a LOCAL_ONLY reason), or None."""
-    if "grade" in spec.get("profiles", ()):
-        return LOCAL_ONLY["profile grade"]
+    for profile in ("grade", "registry"):
+        if profile in spec.get("profiles", ()):
+            return LOCAL_ONLY[f"profile {profile}"]
     if spec.get("network_mode"):
         return LOCAL_ONLY["network_mode"]
     return None
