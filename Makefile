@@ -99,7 +99,9 @@ cluster-compare: venv ## one load: bridge vs overlay, 1 vs 2 load nodes, 1 vs 2 
 cluster-down: venv ## remove the cluster's nodes, volumes and network
 	$(CLUSTER_PY) down
 
-stack: venv ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
+# The stack alone goes to stdout (make stack > stack.yml): the venv's set-up talks on stderr.
+stack: ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
+	@$(MAKE) --no-print-directory venv >&2
 	@$(CLUSTER_PY) stack $(if $(REGISTRY),--registry $(REGISTRY))
 
 push: build ## tag and push the images (IMAGES) to REGISTRY=host:port (make registry: 127.0.0.1:5000)
