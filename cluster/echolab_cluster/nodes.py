@@ -30,6 +30,7 @@ LABEL = "echolab.cluster"
 POLL_S = 0.5
 ENGINE_DEADLINE_S = 120
 SERVICE_DEADLINE_S = 180
+PULL_DEADLINE_S = 600  # a first deploy through a registry: every node pulls before it starts
 STATS_PORT = 8080  # the servers' stats port inside their containers
 DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 
@@ -240,7 +241,7 @@ class Cluster:
                 registries.digest(address, name, tag)
             except ClusterError as exc:
                 raise ClusterError(
-                    f"{exc}: `make push REGISTRY=127.0.0.1:5000` first (the registry's port)"
+                    f"{exc}: push the images first (make push REGISTRY=127.0.0.1:5000)"
                 ) from None
 
     def address(self, node):
@@ -325,9 +326,9 @@ class Cluster:
         resolve = [] if registry else ["--resolve-image", "never"]
         self.manager("stack", "deploy", *resolve, "--prune", "-c", "-", stack.STACK, input=text)
         log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for its servers")
-        self.wait_deployed(config)
+        self.wait_deployed(config, PULL_DEADLINE_S if registry else SERVICE_DEADLINE_S)
 
-    def wait_deployed(self, config):
+    def wait_deployed(self, config, seconds=SERVICE_DEADLINE_S):
         """Wait until every server of the stack runs and answers on its published stats port."""
         servers = [name for name, spec in config["services"].items() if not spec.get("profiles")]
 
@@ -335,7 +336,7 @@ class Cluster:
             counts = self.all_replicas()
             return all(counts.get(name) == (1, 1) for name in servers)
 
-        until("every server running", all_running, SERVICE_DEADLINE_S)
+        until("every server running", all_running, seconds)
         for name in servers:
             self.wait_serving(config, name)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from echolab_cluster import registry, stack
-from echolab_cluster.nodes import Cluster, until
+from echolab_cluster.nodes import PULL_DEADLINE_S, Cluster, until
 
 PAGE = stack.ROOT / "docs" / "real-hosts.md"
 NODES = 3
@@ -21,6 +21,7 @@ ON_HOSTS = "registry:5000"  # the registry as the nodes know it (registry.lan:50
 LINE = re.compile(r"(build|host\d)\$ (.+?)(?:\s+# (.*))?")
 SUMMARY = re.compile(r"Summary: sent (\d+), echoed (\d+), mismatched (\d+), failed (\d+) .*")
 TOOL_S = 300
+MAKE_VARIABLES = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
 
 
 def page_commands() -> list[tuple[str, str, str]]:
@@ -39,8 +40,11 @@ class Road:
         # `make registry` under a project of its own, on a port that was free a moment ago: not
         # an ephemeral one, which Docker 20.10 renumbers when the container joins the nodes'
         # network (seen here: `make push` then found nothing at the port compose had said).
+        # A user's shell, not make's: under `make test-cluster` a make's variables would have
+        # `make stack` say "make[1]: Entering directory" into stack.yml.
         port = free_port()
-        self.env = os.environ | {"COMPOSE_PROJECT_NAME": project, "ECHOLAB_REGISTRY_PORT": port}
+        shell = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
+        self.env = shell | {"COMPOSE_PROJECT_NAME": project, "ECHOLAB_REGISTRY_PORT": port}
         self.pushed_to = f"127.0.0.1:{port}"  # the registry as this machine reaches it
         self.token = ""
 
@@ -104,7 +108,7 @@ def test_the_real_hosts_page_runs_and_every_node_pulls_what_it_runs(road, config
     clients: set[str] = set()
     for where, command, comment in page_commands():
         if comment.startswith("until") and command.startswith("docker service ls"):
-            cluster.wait_deployed(config)
+            cluster.wait_deployed(config, PULL_DEADLINE_S)
         if comment.startswith("until") and command.startswith("docker service ps"):
             tasks = cluster.wait_ended(clients, TOOL_S)
         if command.startswith("docker stack rm"):
