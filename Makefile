@@ -108,7 +108,7 @@ push: build ## tag and push the images (IMAGES) to REGISTRY=host:port (make regi
 	@[[ -n "$(REGISTRY)" ]] || { echo "echolab: make push REGISTRY=host:port" >&2; exit 2; }
 	@$(CLUSTER_PY) push --registry $(REGISTRY) $(IMAGES)
 
-test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
+test-cluster: build venv ## the cluster tests (tests/cluster): two 3-node nested swarms, ~4 min once built
 	.venv/bin/pytest tests/cluster $(ARGS)
 
 # ---- The lab's registry (docs/real-hosts.md): Debian's docker-registry on 127.0.0.1:5000, so
