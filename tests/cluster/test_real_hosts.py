@@ -100,6 +100,25 @@ def road(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Road]:
     finally:
         cluster.down(log=lambda _: None)
         road.compose("down", "--volumes")
+        forget(road.pushed_to)
+
+
+def forget(registry_address: str) -> None:
+    """Drop the names `make push` gave this machine's images in the test's registry (the
+    images stay, under their own names): tags first, then any digest left."""
+    for fmt in ("{{.Repository}}:{{.Tag}}", "{{.Repository}}@{{.Digest}}"):
+        names = subprocess.run(
+            [
+                *("docker", "images", "--digests", "--format", fmt),
+                *("--filter", f"reference={registry_address}/*"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        names = [name for name in names if not name.endswith(("<none>", "@"))]
+        if names:
+            subprocess.run(["docker", "image", "rm", *names], capture_output=True, check=True)
 
 
 def test_the_real_hosts_page_runs_and_every_node_pulls_what_it_runs(road, config):
