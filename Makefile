@@ -8,10 +8,12 @@ SHELL := bash
 
 COMPOSE := docker compose
 # Every profile, for down and clean: a service started behind any of them is this lab's.
-ALL_PROFILES := --profile tools --profile observe --profile ruler
-IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump echolab-prometheus
-# The bench's own images (the C ruler, compose profile "ruler"): removed by clean, never pushed.
-BENCH_IMAGES := echolab-ruler
+ALL_PROFILES := --profile tools --profile observe --profile ruler --profile registry
+# The lab's images, which make push sends to a registry for the swarm's hosts.
+IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-tcpdump
+# Images that serve this machine only, never pushed: Prometheus (make watch), the bench's C
+# ruler, the registry itself. make clean removes both lists.
+LOCAL_IMAGES := echolab-prometheus echolab-ruler echolab-registry
 LINTED := server client loadgen bench grade cluster pictures tests tools/wheels
 ARGS ?=
 
@@ -96,13 +98,13 @@ lint: venv ## ruff check and format check
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
 
-clean: ## remove containers, echolab images, Prometheus's data, .venv and caches (keeps the base image)
+clean: ## remove containers, echolab images, Prometheus's and the registry's data, .venv, caches
 	-$(COMPOSE) $(ALL_PROFILES) down --remove-orphans --volumes
 	for p in $$(docker ps -a --filter label=com.docker.compose.project \
 	    --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^echolab-test'); do \
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
-	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(BENCH_IMAGES))):' || true; } | xargs -r docker image rm
+	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(LOCAL_IMAGES))):' || true; } | xargs -r docker image rm
 	rm -rf .venv .pytest_cache .ruff_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
@@ -137,8 +139,8 @@ CLUSTER_PY = PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
 
 .PHONY: cluster cluster-bench cluster-compare cluster-down stack push test-cluster
 
-cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm over them, deploy the stack
-	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS)
+cluster: build venv ## start NODES (3) Docker-in-Docker nodes, a swarm, the stack (REGISTRY=registry:5000: pulled)
+	$(CLUSTER_PY) up --nodes $(NODES) --servers $(SERVERS) $(if $(REGISTRY),--registry $(REGISTRY))
 
 cluster-bench: venv ## loadgen on every load node of the cluster at once, one merged report
 	$(CLUSTER_PY) bench $(ARGS)
@@ -149,16 +151,16 @@ cluster-compare: venv ## one load: bridge vs overlay, 1 vs 2 load nodes, 1 vs 2 
 cluster-down: venv ## remove the cluster's nodes, volumes and network
 	$(CLUSTER_PY) down
 
-stack: venv ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
+# The stack alone goes to stdout (make stack > stack.yml): the venv's set-up talks on stderr.
+stack: ## print the swarm stack (docker stack deploy -c -), images from REGISTRY if set
+	@$(MAKE) --no-print-directory venv >&2
 	@$(CLUSTER_PY) stack $(if $(REGISTRY),--registry $(REGISTRY))
 
-push: build ## tag and push the images to REGISTRY=host:port for a real swarm
+push: build ## tag and push the images (IMAGES) to REGISTRY=host:port (make registry: 127.0.0.1:5000)
 	@[[ -n "$(REGISTRY)" ]] || { echo "echolab: make push REGISTRY=host:port" >&2; exit 2; }
-	for image in $(IMAGES); do \
-	  docker tag "$$image:$${ECHOLAB_TAG:-latest}" "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; \
-	  docker push "$(REGISTRY)/$$image:$${ECHOLAB_TAG:-latest}"; done
+	@$(CLUSTER_PY) push --registry $(REGISTRY) $(IMAGES)
 
-test-cluster: build venv ## the cluster tests (tests/cluster): a 3-node nested swarm, ~2 min once built
+test-cluster: build venv ## the cluster tests (tests/cluster): two 3-node nested swarms, ~4 min once built
 	.venv/bin/pytest tests/cluster $(ARGS)
 
 # ---- The lab manual (docs/, built by Zensical from mkdocs.yml; docs/reference/docs-tests.md).
@@ -179,3 +181,13 @@ test-docs: build docs browser ## run the docs' commands against the real lab, ch
 	COMPOSE_PROJECT_NAME="$${COMPOSE_PROJECT_NAME:-$(DOCS_PROJECT)}" $(WITH_BASE) \
 	  .venv/bin/python -m pytest -p tests.docs.plugin -p no:cacheprovider \
 	  README.md docs/index.md docs/lessons tests/docs $(ARGS)
+
+# ---- The lab's registry (docs/real-hosts.md): Debian's docker-registry on 127.0.0.1:5000, so
+# images can reach swarm nodes the way they reach real hosts: make push, then a pull on each node.
+.PHONY: registry registry-down
+
+registry: engine ## start the lab's registry on 127.0.0.1:5000 (its images in the volume registry-data)
+	$(COMPOSE) --profile registry up -d --wait --build registry
+
+registry-down: ## stop the lab's registry (its volume stays until make clean)
+	$(COMPOSE) --profile registry rm --stop --force registry

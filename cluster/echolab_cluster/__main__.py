@@ -1,11 +1,13 @@
-"""``python -m echolab_cluster up|bench|down|stack``: the Makefile's cluster targets.
+"""``python -m echolab_cluster up|bench|down|stack|push``: the Makefile's cluster targets.
 
-  up --nodes 3      nodes, swarm, images, stack (make cluster NODES=3)
+  up --nodes 3      nodes, swarm, images, stack (make cluster NODES=3); with --registry
+                    registry:5000 the nodes pull from the lab's registry (REGISTRY=registry:5000)
   bench [-- ARGS]   loadgen on every load node at once, one merged report (make cluster-bench)
   compare [-- ARGS] bridge against overlay, one load node against two, one server replica
                     against two: a table (make cluster-compare)
   down              nothing of the cluster left (make cluster-down)
   stack             print the stack for a real swarm (make stack REGISTRY=host:port)
+  push IMAGE...     tag and push the images to a registry (make push REGISTRY=host:port)
 
 The cluster is named by $ECHOLAB_CLUSTER, else $ECHOLAB_TAG, so several can share one engine.
 """
@@ -17,7 +19,7 @@ import sys
 from echolab_loadgen.cli import Parser, positive
 from echolab_loadgen.merge import render
 
-from . import compare, stack
+from . import compare, registry, stack
 from .load import BENCH_LOAD, bench, loadgen_options
 from .nodes import Cluster, ClusterError
 
@@ -29,6 +31,7 @@ def build_parser():
     up = sub.add_parser("up", help="start a simulated cluster and deploy the stack")
     up.add_argument("--nodes", type=positive(int), default=3, help="nodes (default 3)")
     up.add_argument("--servers", type=positive(int), default=1, help="server nodes (default 1)")
+    up.add_argument("--registry", help="name:port of the lab's registry, which the nodes pull from")
     bench = sub.add_parser("bench", help="distributed load, one merged report")
     bench.add_argument("--target", default="server-poll", help="server service (server-poll)")
     bench.add_argument("--replicas", type=positive(int), help="loadgen replicas (a load node each)")
@@ -44,6 +47,9 @@ def build_parser():
     sub.add_parser("down", help="remove the simulated cluster")
     st = sub.add_parser("stack", help="print the stack file for docker stack deploy")
     st.add_argument("--registry", help="host:port the nodes pull images from")
+    push = sub.add_parser("push", help="tag and push images to a registry")
+    push.add_argument("--registry", required=True, help="host:port of the registry")
+    push.add_argument("images", nargs="+", help="image names, without the tag ($ECHOLAB_TAG)")
     return p
 
 
@@ -52,7 +58,7 @@ def main(argv=None):
     cluster = Cluster(args.name)
     try:
         if args.command == "up":
-            cluster.up(args.nodes, args.servers)
+            cluster.up(args.nodes, args.servers, args.registry)
         elif args.command == "bench":
             merged = bench(cluster, args.target, args.replicas, args.load)
             print(json.dumps(merged) if args.json else render(merged), flush=True)
@@ -61,6 +67,8 @@ def main(argv=None):
             print(compare.render(runs), flush=True)
         elif args.command == "down":
             cluster.down()
+        elif args.command == "push":
+            registry.push(args.registry, args.images, cluster.tag)
         else:
             print(stack.render(stack.generate(stack.compose_config(), args.registry)), end="")
     except (ClusterError, stack.StackError) as exc:

@@ -9,6 +9,7 @@ its own, even beside other clusters on the same engine.
 No wait here is a fixed sleep: each one polls the real condition against a deadline.
 """
 
+import ipaddress
 import json
 import os
 import shlex
@@ -21,14 +22,15 @@ from dataclasses import dataclass
 from echolab_loadgen.merge import last_json
 from echolab_loadgen.stats import StatsUnavailable, fetch_stats
 
+from . import registry as registries
 from . import stack
 
-IMAGES = ("echolab-server", "echolab-client", "echolab-loadgen", "echolab-netcat")
 NODE_IMAGE = "echolab-node"
 LABEL = "echolab.cluster"
 POLL_S = 0.5
 ENGINE_DEADLINE_S = 120
 SERVICE_DEADLINE_S = 180
+PULL_DEADLINE_S = 600  # a first deploy through a registry: every node pulls before it starts
 STATS_PORT = 8080  # the servers' stats port inside their containers
 DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 
@@ -129,19 +131,29 @@ class Cluster:
 
     # -- up -------------------------------------------------------------------------------------
 
-    def up(self, count, servers=1, log=print):
-        """Nodes, swarm, labels, images, stack: ``make cluster``. Cleans up if any step fails."""
+    def up(self, count, servers=1, registry=None, log=print):
+        """Nodes, swarm, labels, images, stack: ``make cluster``. Cleans up if any step fails.
+
+        Without ``registry`` the images go onto every node by ``docker load``. With one
+        (``name:port`` of the lab's registry, ``make registry``), the registry joins the nodes'
+        network under that name, every node's engine trusts it, and each node pulls what the
+        stack runs there."""
         if self.nodes():
             raise ClusterError(f"cluster {self.name} exists already: `make cluster-down` first")
         if not 1 <= servers <= count:
             raise ClusterError(f"servers must be from 1 to the node count {count}")
         config = stack.compose_config()
+        container = registries.lab_registry() if registry else None
         try:
             self.build_node_image(config, log)
-            self.start_nodes(count, log)
+            self.start_nodes(count, log, registry)
+            if registry:
+                self.join_registry(registry, container, log)
+                self.check_pushed(config, registry)
             self.form_swarm(count, servers, log)
-            self.load_images(log)
-            self.deploy(log, config)
+            if not registry:
+                self.load_images(config, log)
+            self.deploy(log, config, registry)
         except BaseException:
             log(f"echolab-cluster: {self.name}: failed, removing what was started")
             self.down(log=lambda _: None)
@@ -160,7 +172,11 @@ class Cluster:
             timeout=1800,
         )
 
-    def start_nodes(self, count, log):
+    def start_nodes(self, count, log, registry=None):
+        """``count`` nodes on a network of their own; with ``registry`` (a plain-HTTP one), each
+        node's engine trusts it (``dockerd --insecure-registry``: daemon.json's
+        insecure-registries on a real host)."""
+        trust = [f"--insecure-registry={registry}"] if registry else []
         run(["docker", "network", "create", "--label", self.label, self.prefix])
         for i in range(1, count + 1):
             name = self.container(i)
@@ -172,6 +188,7 @@ class Cluster:
                     f"--mount=type=volume,dst=/var/lib/docker,volume-label={self.label}",
                     *NODE_FLAGS,
                     f"{NODE_IMAGE}:{self.tag}",
+                    *trust,
                 ]
             )
         log(f"echolab-cluster: {count} node(s) started, waiting for their engines")
@@ -186,6 +203,46 @@ class Cluster:
             ).stdout.strip(),
             ENGINE_DEADLINE_S,
         )
+
+    def join_registry(self, registry, container, log):
+        """Connect the lab's registry ``container`` to the nodes' network, under the name the
+        nodes know it by (``registry``'s host part)."""
+        host, _ = registries.split(registry)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            raise ClusterError(
+                f"registry {registry}: the nodes reach the lab's registry by a name on their "
+                "network, say REGISTRY=registry:5000"
+            )
+        run(["docker", "network", "connect", "--alias", host, self.prefix, container])
+        log(f"echolab-cluster: the lab's registry joins the nodes as {registry}")
+
+    def registry_address(self, registry):
+        """Where the host reaches the registry the nodes know as ``registry``: its address on
+        the nodes' network, and the port the nodes use."""
+        host, port = registries.split(registry)
+        fmt = "{{range .Containers}}{{.Name}} {{.IPv4Address}}\n{{end}}"
+        out = run(["docker", "network", "inspect", "-f", fmt, self.prefix]).stdout
+        for line in out.splitlines():
+            name, _, cidr = line.partition(" ")
+            if name and not name.startswith(self.prefix):
+                return f"{cidr.split('/')[0]}:{port}"
+        raise ClusterError(f"no registry {host} on the nodes' network {self.prefix}")
+
+    def check_pushed(self, config, registry):
+        """Every image of the stack is in the registry: else one line, before any node waits."""
+        address = self.registry_address(registry)
+        for image in stack.images(config):
+            name, tag = image.rsplit(":", 1)
+            try:
+                registries.digest(address, name, tag)
+            except ClusterError as exc:
+                raise ClusterError(
+                    f"{exc}: push the images first (make push REGISTRY=127.0.0.1:5000)"
+                ) from None
 
     def address(self, node):
         """The address of ``node`` (node1...) on the cluster's own network."""
@@ -233,9 +290,10 @@ class Cluster:
         flags += [f"--label-rm={role}" for role in self.node_labels()[node] if role not in roles]
         self.manager("node", "update", *flags, node)
 
-    def load_images(self, log):
-        """``docker save`` once on the host, ``docker load`` into every node, in parallel."""
-        images = [f"{image}:{self.tag}" for image in IMAGES]
+    def load_images(self, config, log):
+        """``docker save`` once on the host, ``docker load`` into every node, in parallel: the
+        images the stack runs."""
+        images = stack.images(config)
         log(f"echolab-cluster: loading {', '.join(images)} into every node")
         with tempfile.NamedTemporaryFile(prefix="echolab-images-", suffix=".tar") as tar:
             run(["docker", "save", "-o", tar.name, *images], timeout=900)
@@ -257,29 +315,28 @@ class Cluster:
         if out.returncode != 0:
             raise ClusterError(f"docker load into {container}: {out.stderr.strip()}")
 
-    def deploy(self, log, config=None):
-        """Deploy the stack from compose.yaml; wait until every server answers on its stats."""
+    def deploy(self, log, config=None, registry=None):
+        """Deploy the stack from compose.yaml; wait until every server answers on its stats.
+
+        With a ``registry`` the stack names its images there, and the manager resolves each to
+        the registry's digest (as ``docker stack deploy`` does by default), so every node pulls
+        the very image that was pushed; without, the nodes run the images loaded into them."""
         config = config or stack.compose_config()
-        text = stack.render(stack.generate(config))
-        self.manager(
-            "stack",
-            "deploy",
-            "--resolve-image",
-            "never",
-            "--prune",
-            "-c",
-            "-",
-            stack.STACK,
-            input=text,
-        )
+        text = stack.render(stack.generate(config, registry))
+        resolve = [] if registry else ["--resolve-image", "never"]
+        self.manager("stack", "deploy", *resolve, "--prune", "-c", "-", stack.STACK, input=text)
+        log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for its servers")
+        self.wait_deployed(config, PULL_DEADLINE_S if registry else SERVICE_DEADLINE_S)
+
+    def wait_deployed(self, config, seconds=SERVICE_DEADLINE_S):
+        """Wait until every server of the stack runs and answers on its published stats port."""
         servers = [name for name, spec in config["services"].items() if not spec.get("profiles")]
-        log(f"echolab-cluster: stack {stack.STACK} deployed, waiting for {len(servers)} servers")
 
         def all_running():
             counts = self.all_replicas()
             return all(counts.get(name) == (1, 1) for name in servers)
 
-        until("every server running", all_running, SERVICE_DEADLINE_S)
+        until("every server running", all_running, seconds)
         for name in servers:
             self.wait_serving(config, name)
 
@@ -532,10 +589,16 @@ class Cluster:
     # -- down -----------------------------------------------------------------------------------
 
     def down(self, log=print):
-        """Remove this cluster's node containers, their volumes and its network."""
+        """Remove this cluster's node containers, their volumes and its network (the lab's
+        registry, if it joined, leaves the network and keeps running)."""
         nodes = self.nodes()
         if nodes:
             run(["docker", "rm", "-f", "-v", *nodes])
+        guests = run(
+            ["docker", "ps", "-q", "--filter", f"network={self.prefix}"], check=False
+        ).stdout.split()
+        for guest in guests:
+            run(["docker", "network", "disconnect", "-f", self.prefix, guest])
         volumes = run(["docker", "volume", "ls", "-q", "--filter", f"label={self.label}"])
         if volumes.stdout.split():
             run(["docker", "volume", "rm", "-f", *volumes.stdout.split()])

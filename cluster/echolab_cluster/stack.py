@@ -59,6 +59,7 @@ LOCAL_ONLY = {
     "profile grade": "grading runs on one machine, beside the student (make grade)",
     "profile observe": "Prometheus watches the servers of one machine's lab (make watch)",
     "profile ruler": "the C ruler is the bench's row, and the bench runs on one machine",
+    "profile registry": "the registry serves the nodes from outside the swarm, as for real hosts",
     "network_mode": "joins another container's network namespace, which no swarm service can",
 }
 
@@ -92,6 +93,11 @@ def generate(config, registry=None):
         "services": services,
         "networks": {NETWORK: {"driver": "overlay", "attachable": True}},
     }
+
+
+def images(config):
+    """The images the stack runs (name:tag, as compose.yaml names them), each once."""
+    return sorted({spec["image"] for spec in generate(config)["services"].values()})
 
 
 def local_only(spec):
