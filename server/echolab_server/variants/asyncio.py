@@ -37,8 +37,8 @@ class AsyncioServer(CoroutineServer):
             self.transports.add(writer.transport)
             while data := await reader.read(self.settings.recv_size):
                 self.received(data)
+                self.traffic.sent(len(data))  # before write: the client may have it at once
                 writer.write(data)
-                self.traffic.sent(len(data))
                 await writer.drain()  # waits only while more than output_cap bytes are unsent
             writer.close()  # after what is still buffered has gone out
             await writer.wait_closed()

@@ -61,8 +61,8 @@ class EchoProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         data = bytes(self.buffer[:nbytes])
         self.server.received(data)
+        self.server.traffic.sent(nbytes)  # before write: the client may have it at once
         self.transport.write(data)
-        self.server.traffic.sent(nbytes)
 
     def eof_received(self) -> None:
         """The client half-closed: returning None closes, after the echo still buffered."""
