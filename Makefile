@@ -130,7 +130,7 @@ browser: ## install Debian's chromium and chromedriver (headless), for the tests
 	tools/ensure-package chromedriver chromium-driver
 
 # ---- Beyond one machine: a Docker Swarm stack, and a simulated cluster of Docker-in-Docker nodes
-# (cluster/; README "Beyond one machine"). The cluster is named by $ECHOLAB_CLUSTER, else
+# (cluster/; docs/swarm.md). The cluster is named by $ECHOLAB_CLUSTER, else
 # $ECHOLAB_TAG, so several can share one engine; the host engine's own swarm is never touched.
 NODES ?= 3
 SERVERS ?= 1

@@ -95,7 +95,7 @@ class EchoServer(ABC):
 
     # What the variant is: set by each variant's class, read through variants.registry().
     variant = ""  # its name: its module's, and its compose service's after "server-"
-    step = 0  # its number in the README's walk-through, and so its place in every list
+    step = 0  # its lesson's number in docs/lessons/, and so its place in every list
     family = ""  # the code it shares: blocking, event loop, coroutines, processes
     counts_exactly = True  # False only where losing updates is the lesson (threads)
     serves_at_once: int | None = None  # clients served at once, where the design fixes it

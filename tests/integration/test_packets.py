@@ -1,4 +1,4 @@
-"""The wire, seen by the lab's tcpdump service (README walkthrough): in server-simple's network
+"""The wire, seen by the lab's tcpdump service (docs/lessons/wire.md): in server-simple's network
 namespace it shows a second client's handshake completed by the kernel before any accept(),
 waiting in the listen queue (ss), and a reset client's RST."""
 

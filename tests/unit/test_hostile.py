@@ -1,5 +1,5 @@
-"""Clients that misbehave, against every variant in process (issue 4; the README's "Hostile
-clients, faults and hardening").
+"""Clients that misbehave, against every variant in process (issue 4; docs/reference/hostile.md,
+"Hostile clients, faults and hardening").
 
 Each case checks that the misbehaving client's own bytes come back exact (where it reads at
 all) and that the server goes on serving everyone else. Timings are printed, never asserted:

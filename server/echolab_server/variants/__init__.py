@@ -5,7 +5,8 @@ The registry is found, not listed: each module here defines one ``EchoServer`` s
 know (``step``, ``family``, ``counts_exactly``, ``serves_at_once``, ``descriptor_ceiling``,
 ``requires``: see ``EchoServer``). Importing them needs nothing beyond the standard library (a
 variant imports what it ``requires`` only when it runs), so the host-side bench and the tests
-read the same registry. Adding a variant is its module, its compose service, its README step.
+read the same registry. Adding a variant is its module, its compose service, its lesson page in
+docs/lessons/ (docs/reference/layout.md, "adding a variant").
 
 Each module shows its own lesson and takes everything else from the core (``server`` and the
 family modules). A variant that is another one plus one idea builds on that one's class, as the
@@ -29,7 +30,7 @@ class VariantUnavailable(Exception):
 
 @functools.cache
 def registry() -> dict[str, type]:
-    """Every variant's class by name, in the order of the README's walk-through (``step``)."""
+    """Every variant's class by name, in the order of the lessons (``step``)."""
     found = {}
     for module_info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{module_info.name}")
