@@ -21,12 +21,12 @@ from echolab_server.variants import variant_names
 from . import machine
 from .docker import REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
 from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
-from .output import refresh_readme, render_chart, render_tables
+from .output import refresh_results_block, render_chart, render_tables
 
 PROJECT = "echolab-bench"
 C_ROW = "c-epoll"  # the C ruler's row name in every table and chart
 BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
-README = REPO / "docs/bench.md"  # the lab manual's bench page holds the generated block
+BENCH_PAGE = REPO / "docs/bench.md"  # the lab manual's bench page holds the generated block
 PICTURES = REPO / "docs/pictures/bench"  # the chart it shows, copied from bench/results
 
 
@@ -245,13 +245,13 @@ def readme_only(path):
         results = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise BenchError(f"cannot read {path}: {error}") from None
-    if not refresh_readme(README, results, path.stem):
-        raise BenchError(f"{README} has no generated block to replace")
+    if not refresh_results_block(BENCH_PAGE, results, path.stem):
+        raise BenchError(f"{BENCH_PAGE} has no generated block to replace")
     PICTURES.mkdir(parents=True, exist_ok=True)
     for chart in (path.with_suffix(".png"), path.with_suffix(".svg")):
         if chart.is_file():
             shutil.copyfile(chart, PICTURES / chart.name)
-    say(f"{README.relative_to(REPO)}: the results block now shows {path.name}")
+    say(f"{BENCH_PAGE.relative_to(REPO)}: the results block now shows {path.name}")
 
 
 def main(argv=None):

@@ -15,8 +15,8 @@ MIB = 1 << 20
 BOUND_MARK = {key: b.mark for key, b in BOUNDS.items()}
 C_KINDS = ("ruler", "yardstick")  # the C row: "yardstick" in results before the ruler was ours
 HOLLOW_MEANS = "hollow: loadgen saturated\n(C or C+S): not the\nserver's figure"
-README_BEGIN = "<!-- bench-results:begin (generated: python -m echolab_bench --readme) -->"
-README_END = "<!-- bench-results:end -->"
+RESULTS_BLOCK_BEGIN = "<!-- bench-results:begin (generated: python -m echolab_bench --readme) -->"
+RESULTS_BLOCK_END = "<!-- bench-results:end -->"
 
 
 def load_label(connections, size):
@@ -245,17 +245,17 @@ def render_chart(results, stem):
         fig.savefig(f"{stem}.svg")
 
 
-def readme_block(results, name):
+def results_block(results, name):
     """docs/bench.md's generated section: the tables and the chart of one result file."""
     return "\n".join(
         [
-            README_BEGIN,
+            RESULTS_BLOCK_BEGIN,
             f"From `bench/results/{name}.json` (tables: `{name}.md`; chart: `{name}.png`, `.svg`).",
             "",
             render_tables(results).rstrip("\n"),
             "",
             f"![throughput with min-max and p99 against connections](pictures/bench/{name}.svg)",
-            README_END,
+            RESULTS_BLOCK_END,
         ]
     )
 
@@ -270,6 +270,6 @@ def replace_block(path, begin, end, block):
     return True
 
 
-def refresh_readme(readme, results, name):
-    """Replace the generated block in ``readme`` with ``results``'; False if it has no block."""
-    return replace_block(readme, README_BEGIN, README_END, readme_block(results, name))
+def refresh_results_block(page, results, name):
+    """Replace the generated block in ``page`` with ``results``'; False if it has no block."""
+    return replace_block(page, RESULTS_BLOCK_BEGIN, RESULTS_BLOCK_END, results_block(results, name))

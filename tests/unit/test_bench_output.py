@@ -1,13 +1,13 @@
-"""The bench without Docker: its command line, bounds, spread, rounds, tables, chart, README."""
+"""The bench without Docker: its command line, bounds, spread, rounds, tables, chart, page block."""
 
 import pytest
 from echolab_bench import measure
 from echolab_bench.cli import build_parser as bench_parser
 from echolab_bench.measure import LOADS, Plan, Target, bound, rounds, summarize
 from echolab_bench.output import (
-    README_BEGIN,
-    README_END,
-    refresh_readme,
+    RESULTS_BLOCK_BEGIN,
+    RESULTS_BLOCK_END,
+    refresh_results_block,
     render_chart,
     render_tables,
     styles,
@@ -127,15 +127,15 @@ def test_thirteen_rows_all_reach_the_tables_and_the_chart(tmp_path) -> None:
         assert f">{name}" in svg, f"{name} is missing from the chart's legend"
 
 
-def test_the_readme_block_is_replaced_and_the_rest_kept(tmp_path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(f"before\n{README_BEGIN}\nold table\n{README_END}\nafter\n")
-    assert refresh_readme(readme, fake_results(["poll"]), "20261126T000000Z")
-    text = readme.read_text()
+def test_the_results_block_is_replaced_and_the_rest_kept(tmp_path) -> None:
+    page = tmp_path / "bench.md"
+    page.write_text(f"before\n{RESULTS_BLOCK_BEGIN}\nold table\n{RESULTS_BLOCK_END}\nafter\n")
+    assert refresh_results_block(page, fake_results(["poll"]), "20261126T000000Z")
+    text = page.read_text()
     assert text.startswith("before\n") and text.endswith("after\n")
     assert "old table" not in text and "| poll | " in text and "20261126T000000Z.svg" in text
-    readme.write_text("no block here\n")
-    assert not refresh_readme(readme, fake_results(["poll"]), "x")
+    page.write_text("no block here\n")
+    assert not refresh_results_block(page, fake_results(["poll"]), "x")
 
 
 @pytest.mark.parametrize(
