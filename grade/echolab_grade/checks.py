@@ -1,6 +1,6 @@
 """The lab's checks, in the order they run, each with its deadline and the lesson that explains it.
 
-Lessons are section titles of the README's walkthrough (and its hostile-clients table). Checks
+Lessons are section titles of the lab manual, each on the page LESSON_PAGES names. Checks
 that talk to the server run in probe.py, in its network namespace; the rest (the count from its
 log, SIGTERM) the grader does from outside.
 """
@@ -16,6 +16,13 @@ SIMPLE = "1. simple: one connection at a time"
 THREADS = "2. threads: a thread per connection, and a race"
 POLL_BUG = "6. poll: the same loop, asked differently (and the tutorial's bug)"
 SHUTDOWN = "How the code is laid out"
+LESSON_PAGES = {  # the page that holds each lesson's heading: the grader prints both
+    HOSTILE: "docs/reference/hostile.md",
+    SIMPLE: "docs/lessons/01-simple.md",
+    THREADS: "docs/lessons/02-threads.md",
+    POLL_BUG: "docs/lessons/06-poll.md",
+    SHUTDOWN: "docs/reference/layout.md",
+}
 NC_LINES = "Hello\nStill here!\n"
 STOP_WITHIN = 2.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from echolab_server.variants import variant_names
 
-from .checks import CHECKS
+from .checks import CHECKS, LESSON_PAGES
 from .grade import grade, not_graded
 from .submissions import Submission, collect, from_file, stage, unique
 from .target import ROOT, Target
@@ -214,7 +214,7 @@ def details(report: dict) -> str:
             f"  {'pass' if check['passed'] else 'FAIL'}  {check['id']:<9}  {check['title']}",
             f"        saw: {check['saw']}",
             *(f"        | {line}" for line in check.get("printed", [])),
-            f'        see: README, "{check["lesson"]}"',
+            f'        see: {LESSON_PAGES[check["lesson"]]}, "{check["lesson"]}"',
         ]
     return "\n".join(lines)
 

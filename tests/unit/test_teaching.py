@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from echolab_grade.checks import CHECKS, LOG_LINES
+from echolab_grade.checks import CHECKS, LESSON_PAGES, LOG_LINES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHEET = (ROOT / "exercises" / "README.md").read_text()
@@ -14,6 +14,12 @@ IDS = [check.id for check in CHECKS]
 def test_the_teachers_table_has_every_check_in_the_graders_order() -> None:
     section = TEACHING.split("## What each check means")[1].split("\n## ")[0]
     assert re.findall(r"^\| `(\w+)` \|", section, re.M) == IDS
+
+
+def test_each_checks_lesson_is_a_heading_on_the_page_the_grader_names() -> None:
+    for check in CHECKS:
+        page = (ROOT / LESSON_PAGES[check.lesson]).read_text()
+        assert check.lesson in re.findall(r"^#+ (.+)$", page, re.M), (check.id, check.lesson)
 
 
 def test_each_exercise_is_confirmed_by_a_real_check() -> None:
