@@ -163,7 +163,7 @@ push: build ## tag and push the images (IMAGES) to REGISTRY=host:port (make regi
 test-cluster: build venv ## the cluster tests (tests/cluster): two 3-node nested swarms, ~4 min once built
 	.venv/bin/pytest tests/cluster $(ARGS)
 
-# ---- The lab manual (docs/, built by Zensical from mkdocs.yml; docs/reference/docs-tests.md).
+# ---- The lab manual (docs/, built by Zensical from mkdocs.yml; docs/reference/tests.md).
 # test-docs runs the console blocks of README.md, docs/index.md and docs/lessons against the real
 # lab (fixed host ports: nothing else may publish 123NN/183NN), under its own compose project,
 # removed at the end; then it opens a lesson page in headless Chromium.
