@@ -65,7 +65,9 @@ def build_parser():
     p.add_argument("--rounds", type=positive(int), help="interleaved runs per cell (default 5)")
     p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes (default 1)")
     p.add_argument(
-        "--quick", action="store_true", help="2 rounds of 1 s, idle probes up to 100: a smoke test"
+        "--quick",
+        action="store_true",
+        help="2 rounds of 1 s, idle memory at 0 and 100, the probe up to 200: a smoke test",
     )
     p.add_argument(
         "--no-c",

@@ -52,7 +52,7 @@ def registry() -> dict[str, type]:
 
 
 def variant_names(where: Callable[[type], bool] = lambda server: True) -> list[str]:
-    """The names of the variants whose class satisfies ``where``, in walk-through order."""
+    """The names of the variants whose class satisfies ``where``, in the lessons' order."""
     return [name for name, server in registry().items() if where(server)]
 
 
