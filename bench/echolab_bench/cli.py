@@ -242,11 +242,16 @@ def write(out_dir, started, results):
     return stem, tables
 
 
-def readme_only(path):
+def load_results(path):
+    """A stored run's JSON, or a one-line error."""
     try:
-        results = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise BenchError(f"cannot read {path}: {error}") from None
+
+
+def readme_only(path):
+    results = load_results(path)
     if not refresh_results_block(BENCH_PAGE, results, path.stem):
         raise BenchError(f"{BENCH_PAGE} has no generated block to replace")
     PICTURES.mkdir(parents=True, exist_ok=True)
@@ -256,29 +261,41 @@ def readme_only(path):
     say(f"{BENCH_PAGE.relative_to(REPO)}: the results block now shows {path.name}")
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    # A plain kill (or CI's timeout) ends the run like Ctrl-C, taking the bench stack down.
+def run_command(name, refresh_only, measure, write_files):
+    """How each bench command runs: with ``refresh_only`` (a stored run onto its docs page) just
+    that; else ``measure(started)``, then ``write_files(started, results)`` -> (stem, tables)
+    and the tables printed. Errors are one line; a plain kill (or CI's timeout) ends the run
+    like Ctrl-C, which takes the bench's stack down."""
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     clock = time.monotonic()
     started = datetime.now(UTC)
     try:
-        if args.readme:
-            readme_only(args.readme)
+        if refresh_only is not None:
+            refresh_only()
             return 0
-        results = bench(args, make_plan(args), started)
+        results = measure(started)
     except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr, flush=True)
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nbench: interrupted; the bench stack was taken down", file=sys.stderr, flush=True)
+        print(f"\n{name}: interrupted; its stack was taken down", file=sys.stderr, flush=True)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    stem, tables = write(args.out, started, results)
+    stem, tables = write_files(started, results)
     print(
-        f"\n{tables}\nbench: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "
+        f"\n{tables}\n{name}: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "
         f"{stem}.json, .md, .png and .svg",
         flush=True,
     )
     return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run_command(
+        "bench",
+        (lambda: readme_only(args.readme)) if args.readme else None,
+        lambda started: bench(args, make_plan(args), started),
+        lambda started, results: write(args.out, started, results),
+    )

@@ -19,10 +19,8 @@ the run is repeated with twice the processes (their sketches merge), and the res
 import argparse
 import json
 import math
-import signal
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +29,17 @@ from echolab_loadgen.cli import Parser, number, positive, seconds
 from echolab_server.variants import registry
 
 from . import machine
-from .cli import BUSY_LOAD, C_ROW, cpuset, default_pinning, minutes_or_seconds, ruler_target, say
+from .cli import (
+    BUSY_LOAD,
+    C_ROW,
+    cpuset,
+    default_pinning,
+    load_results,
+    minutes_or_seconds,
+    ruler_target,
+    run_command,
+    say,
+)
 from .docker import REPO, BenchError, Cgroup, Stack, cores, cpu_list
 from .latency_output import refresh_docs, render_chart, render_tables
 from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, Target, measure, median_or_none
@@ -363,40 +371,19 @@ def write(out_dir, started, results):
 
 
 def docs_only(path):
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise BenchError(f"cannot read {path}: {error}") from None
-    if not refresh_docs(DOCS, results, path.stem, C_ROW):
+    if not refresh_docs(DOCS, load_results(path), path.stem, C_ROW):
         raise BenchError(f"{DOCS} has no generated block to replace")
     say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    clock = time.monotonic()
-    started = datetime.now(UTC)
-    try:
-        if args.docs:
-            docs_only(args.docs)
-            return 0
-        results = latency(args, make_plan(args), started)
-    except BenchError as exc:
-        print(f"bench-latency: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except KeyboardInterrupt:
-        print("\nbench-latency: interrupted; its stack was taken down", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    stem, tables = write(args.out, started, results)
-    print(
-        f"\n{tables}\nbench-latency: done in {(time.monotonic() - clock) / 60:.1f} min; wrote "
-        f"{stem}.json, .md, .png and .svg",
-        flush=True,
+    return run_command(
+        "bench-latency",
+        (lambda: docs_only(args.docs)) if args.docs else None,
+        lambda started: latency(args, make_plan(args), started),
+        lambda started, results: write(args.out, started, results),
     )
-    return 0
 
 
 if __name__ == "__main__":

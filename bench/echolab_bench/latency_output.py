@@ -9,28 +9,18 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from .measure import BOUNDS, SPREAD_FLAG, bound_rule
-from .output import HOLLOW_MEANS, fmt, replace_block, styles
+from .output import HOLLOW_MEANS, fmt, machine_lines, replace_block, styles
 
 DOCS_BEGIN = '<!-- latency-results:begin (generated: make bench-latency ARGS="--docs X.json") -->'
 DOCS_END = "<!-- latency-results:end -->"
 
 
 def header(results):
-    m, plan = results["machine"], results["plan"]
-    start, end = (
-        ", ".join(f"{x:.2f}" for x in m[key])
-        for key in ("load_average_at_start", "load_average_at_end")
-    )
+    """Where it ran and how: the bench's machine lines, then the ladder's plan."""
+    plan = results["plan"]
     return [
-        f"Measured {results['started']} to {results['finished']}.",
-        "",
-        f"- machine: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Docker {m['docker']} "
-        f"({m['storage_driver']}); load average (1, 5, 15 min) {start} at the start, {end} at "
-        "the end",
-        f"- images: {m['base_image']}; server Python {m['server_python']}, uvloop {m['uvloop']}; "
-        f"loadgen Python {m['loadgen_python']}, ddsketch {m['ddsketch']}",
-        f"- pinning: servers on CPUs {m['server_cpus']}, loadgen on CPUs {m['loadgen_cpus']} "
-        f"(loadgen starts with {plan['procs']} process(es), at most {plan['max_procs']})",
+        *machine_lines(results),
+        f"- loadgen: {plan['procs']} process(es) to start with, at most {plan['max_procs']}",
         f"- runs: per row, after a {plan['warmup']:g} s warm-up, its closed-loop capacity (the "
         f"median of {plan['rounds']} interleaved rounds), then offered rates at "
         f"{', '.join(f'{f:g}' for f in plan['fractions'])} x that capacity, each in "

@@ -27,9 +27,9 @@ def row_label(name, row):
     return name if row["kind"] == "variant" else f"{name} ({row['kind']})"
 
 
-def header(results):
-    """Where it ran and how, in a few lines."""
-    m, plan = results["machine"], results["plan"]
+def machine_lines(results):
+    """When and where a run was measured: the machine, the images, the pinning."""
+    m = results["machine"]
     start, end = (
         ", ".join(f"{x:.2f}" for x in m[key])
         for key in ("load_average_at_start", "load_average_at_end")
@@ -43,6 +43,14 @@ def header(results):
         f"- images: {m['base_image']}; server Python {m['server_python']}, uvloop {m['uvloop']}; "
         f"loadgen Python {m['loadgen_python']}, ddsketch {m['ddsketch']}",
         f"- pinning: servers on CPUs {m['server_cpus']}, loadgen on CPUs {m['loadgen_cpus']}",
+    ]
+
+
+def header(results):
+    """Where it ran and how, in a few lines."""
+    plan = results["plan"]
+    return [
+        *machine_lines(results),
         f"- runs: {plan['rounds']} interleaved rounds of {plan['duration_s']:g} s per cell, "
         f"after a {plan['warmup_s']:g} s warm-up; loadgen with {plan['procs']} process(es); "
         f"simulated work per message {plan['work_delay_s'] * 1000:g} ms",
