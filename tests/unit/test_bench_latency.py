@@ -20,6 +20,8 @@ from echolab_bench.measure import BOUNDS, Target, bound, bound_rule
 from echolab_bench.output import legend
 from echolab_server.variants import registry
 
+from .bench_results import MACHINE
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -155,22 +157,7 @@ def fake_results():
         "started": "2026-12-06T00:00:00+00:00",
         "finished": "2026-12-06T00:10:00+00:00",
         "plan": latency.asdict(plan) | {"server_cpus": "0", "loadgen_cpus": "1"},
-        "machine": {
-            "cpu": "CPU",
-            "cores": 2,
-            "kernel": "6",
-            "docker": "20.10",
-            "storage_driver": "overlay2",
-            "base_image": "base",
-            "server_python": "3.11.2",
-            "loadgen_python": "3.11.2",
-            "uvloop": "0.21.0",
-            "ddsketch": "3.0.1",
-            "server_cpus": "0",
-            "loadgen_cpus": "1",
-            "load_average_at_start": [0.1, 0.2, 0.3],
-            "load_average_at_end": [0.9, 0.5, 0.4],
-        },
+        "machine": dict(MACHINE),
         "loads": [
             {
                 "connections": 100,

@@ -13,6 +13,8 @@ from echolab_bench.output import (
     styles,
 )
 
+from .bench_results import MACHINE
+
 
 def fake_run(msgs_per_s, bound_label="server"):
     return {
@@ -50,22 +52,7 @@ def fake_results(names):
             "procs": 1,
             "work_delay_s": 0.0,
         },
-        "machine": {
-            "cpu": "CPU",
-            "cores": 2,
-            "kernel": "6",
-            "docker": "20.10",
-            "storage_driver": "overlay2",
-            "base_image": "base",
-            "server_python": "3.11.2",
-            "loadgen_python": "3.11.2",
-            "uvloop": "0.21.0",
-            "ddsketch": "3.0.1",
-            "server_cpus": "0",
-            "loadgen_cpus": "1",
-            "load_average_at_start": [0.1, 0.2, 0.3],
-            "load_average_at_end": [0.9, 0.5, 0.4],
-        },
+        "machine": dict(MACHINE),
         "rows": rows,
     }
 
