@@ -105,6 +105,25 @@ def capacity_at(rungs, target_us):
     return held, held is not None
 
 
+def capacity_record(rungs, target_us):
+    """What a row's results keep of its capacity at the target (None if no rung held)."""
+    held, open_ended = capacity_at(rungs, target_us)
+    if held is None:
+        return None
+    kept = {key: held[key] for key in ("offered", "achieved", "p99_us", "bound", "procs")}
+    return kept | {"ladder_top": open_ended}
+
+
+def retarget(results, target_us):
+    """The same run read at another p99 target: every row's capacity again from its rungs,
+    which keep every rate's p99, so no run is needed."""
+    results["plan"]["target_us"] = target_us
+    for load in results["loads"]:
+        for row in load["rows"].values():
+            row["capacity_at_target"] = capacity_record(row["rungs"], target_us)
+    return results
+
+
 def more_procs(bound, procs, most):
     """Loadgen processes for the next try: twice as many where loadgen was saturated and may
     use more CPUs than it has processes; else as many (None: no retry)."""
@@ -198,20 +217,10 @@ def ladder_rounds(stack, plan, targets, load):
             summarize_rung(rate, rung_runs)
             for rate, rung_runs in zip(rates[target.name], runs[target.name], strict=True)
         ]
-        held, open_ended = capacity_at(rungs, plan.target_us)
         out[target.name] = {
             "closed_loop": lean(closed[target.name]),
             "rungs": rungs,
-            "capacity_at_target": None
-            if held is None
-            else {
-                "offered": held["offered"],
-                "achieved": held["achieved"],
-                "p99_us": held["p99_us"],
-                "bound": held["bound"],
-                "procs": held["procs"],
-                "ladder_top": open_ended,
-            },
+            "capacity_at_target": capacity_record(rungs, plan.target_us),
         }
     return out
 
@@ -228,9 +237,9 @@ def build_parser():
     p.add_argument(
         "--target-p99",
         type=number(float, least=0.001, most=10_000),
-        default=TARGET_P99_MS,
         metavar="MS",
-        help=f"the latency target for capacity, p99 in ms (default {TARGET_P99_MS:g})",
+        help=f"the latency target for capacity, p99 in ms (default {TARGET_P99_MS:g}; with "
+        "--docs, the stored run read at this target instead of its own)",
     )
     p.add_argument("--duration", type=seconds, help="seconds per run (default 2, 1 with --quick)")
     p.add_argument("--rounds", type=positive(int), help="rounds per rate (default 3, 2 --quick)")
@@ -293,7 +302,7 @@ def make_plan(args):
         warmup=min(0.5, duration),
         procs=args.procs,
         max_procs=max(args.procs, cores(args.loadgen_cpus)),
-        target_us=args.target_p99 * 1000,
+        target_us=(args.target_p99 or TARGET_P99_MS) * 1000,
     )
 
 
@@ -370,8 +379,12 @@ def write(out_dir, started, results):
     return stem, tables
 
 
-def docs_only(path):
-    if not refresh_docs(DOCS, load_results(path), path.stem, C_ROW):
+def docs_only(path, target_p99_ms=None):
+    """docs/latency.md's block from a stored run, read at its own target or at another."""
+    results = load_results(path)
+    if target_p99_ms is not None:
+        retarget(results, target_p99_ms * 1000)
+    if not refresh_docs(DOCS, results, path.stem, C_ROW):
         raise BenchError(f"{DOCS} has no generated block to replace")
     say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
 
@@ -380,7 +393,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     return run_command(
         "bench-latency",
-        (lambda: docs_only(args.docs)) if args.docs else None,
+        (lambda: docs_only(args.docs, args.target_p99)) if args.docs else None,
         lambda started: latency(args, make_plan(args), started),
         lambda started, results: write(args.out, started, results),
     )

@@ -63,6 +63,22 @@ def test_capacity_says_when_the_ladder_ended_first_or_nothing_held() -> None:
     assert held["offered"] == 1000
 
 
+def test_a_stored_run_is_read_at_another_target_from_its_rungs() -> None:
+    rungs = [
+        rung(offered, p99) | {"achieved": offered, "procs": 1}
+        for offered, p99 in ((1000, 900), (5000, 4000), (9000, 20_000))
+    ]
+    results = {
+        "plan": {"target_us": 1000},
+        "loads": [{"rows": {"a": {"rungs": rungs, "capacity_at_target": None}}}],
+    }
+    row = latency.retarget(results, 5000)["loads"][0]["rows"]["a"]
+    assert results["plan"]["target_us"] == 5000
+    assert row["capacity_at_target"]["offered"] == 5000
+    assert not row["capacity_at_target"]["ladder_top"]
+    assert latency.retarget(results, 500)["loads"][0]["rows"]["a"]["capacity_at_target"] is None
+
+
 def test_loadgen_gets_more_processes_only_where_it_was_the_ceiling_and_may_use_more() -> None:
     assert more_procs("client", 1, 4) == 2
     assert more_procs("both", 2, 4) == 4
