@@ -254,11 +254,16 @@ def readme_only(path):
     results = load_results(path)
     if not refresh_results_block(BENCH_PAGE, results, path.stem):
         raise BenchError(f"{BENCH_PAGE} has no generated block to replace")
+    copy_charts(path)
+    say(f"{BENCH_PAGE.relative_to(REPO)}: the results block now shows {path.name}")
+
+
+def copy_charts(path):
+    """A stored run's chart, copied where the docs site serves it (docs/pictures/bench)."""
     PICTURES.mkdir(parents=True, exist_ok=True)
     for chart in (path.with_suffix(".png"), path.with_suffix(".svg")):
         if chart.is_file():
             shutil.copyfile(chart, PICTURES / chart.name)
-    say(f"{BENCH_PAGE.relative_to(REPO)}: the results block now shows {path.name}")
 
 
 def run_command(name, refresh_only, measure, write_files):

@@ -32,6 +32,7 @@ from . import machine
 from .cli import (
     BUSY_LOAD,
     C_ROW,
+    copy_charts,
     cpuset,
     default_pinning,
     load_results,
@@ -386,6 +387,7 @@ def docs_only(path, target_p99_ms=None):
         retarget(results, target_p99_ms * 1000)
     if not refresh_docs(DOCS, results, path.stem, C_ROW):
         raise BenchError(f"{DOCS} has no generated block to replace")
+    copy_charts(path)
     say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
 
 

@@ -222,5 +222,5 @@ def refresh_docs(page, results, name, c_row):
         lines += capacity_table(load, plan["target_us"] / 1000, c_row)
     for load in results["loads"]:
         lines += loadgen_notes(load, plan)
-    lines += [f"![p99 against offered load](../bench/results/{name}.svg)", DOCS_END]
+    lines += [f"![p99 against offered load](pictures/bench/{name}.svg)", DOCS_END]
     return replace_block(page, DOCS_BEGIN, DOCS_END, "\n".join(lines))
