@@ -14,7 +14,7 @@ IMAGES := echolab-server echolab-client echolab-netcat echolab-loadgen echolab-t
 # Images that serve this machine only, never pushed: Prometheus (make watch), the bench's C
 # ruler, the registry itself. make clean removes both lists.
 LOCAL_IMAGES := echolab-prometheus echolab-ruler echolab-registry
-LINTED := server client loadgen bench grade cluster pictures tests tools/wheels
+LINTED := common host server client loadgen bench grade cluster pictures tests tools/wheels
 ARGS ?=
 
 # tools/base-image writes BASE_IMAGE to .env during setup, after make has read this file,
@@ -56,18 +56,18 @@ test-unit: venv ## run the unit tests only (no Docker)
 	.venv/bin/pytest tests/unit $(ARGS)
 
 bench: setup ## run the benchmark (bench/echolab_bench; ARGS="--help" lists its options)
-	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench $(ARGS)
+	$(WITH_BASE) .venv/bin/python -m echolab_bench $(ARGS)
 
 # Latency under load (docs/latency.md): open-loop ladders of offered rates per variant and the
 # C ruler, p99 against offered load, capacity at a p99 target. ARGS="--quick" is a smoke test;
 # the full run (every variant, 100 and 1,000 connections) takes about 40 min on 2 quiet cores.
 .PHONY: bench-latency
 bench-latency: setup ## p99 against offered load, capacity at p99 < 1 ms (ARGS="--help")
-	$(WITH_BASE) PYTHONPATH=bench:loadgen:server .venv/bin/python -m echolab_bench.latency $(ARGS)
+	$(WITH_BASE) .venv/bin/python -m echolab_bench.latency $(ARGS)
 
 .PHONY: pictures
 pictures: setup ## measure and draw docs/pictures from real runs (minutes; ARGS="--help")
-	$(WITH_BASE) PYTHONPATH=pictures:bench:loadgen:server .venv/bin/python -m echolab_pictures $(ARGS)
+	$(WITH_BASE) .venv/bin/python -m echolab_pictures $(ARGS)
 
 # Grading (docs/teaching.md): the lab's checks against students' servers.
 # FILE=server.py, DIR=class/ (a table) or VARIANT=name; one JSON per server and a gradebook.csv
@@ -78,7 +78,7 @@ IMAGES_FILE ?= echolab-images.tar
 GRADE_IMAGES = echolab-loadgen echolab-netcat echolab-server
 GRADE_PY = $$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)
 grade: $(if $(OFFLINE),,build) ## grade servers: FILE=server.py, DIR=class/ or VARIANT=name
-	$(WITH_BASE) PYTHONPATH=grade:server $(GRADE_PY) -m echolab_grade \
+	$(WITH_BASE) $(GRADE_PY) -m echolab_grade \
 	  $(FILE) $(if $(DIR),--dir "$(DIR)") $(if $(VARIANT),--variant $(VARIANT)) \
 	  --results $(GRADE_RESULTS) $(ARGS)
 
@@ -105,7 +105,7 @@ clean: ## remove containers, echolab images, Prometheus's and the registry's dat
 	  $(COMPOSE) -p "$$p" down --remove-orphans --volumes; done
 	docker images --format '{{.Repository}}:{{.Tag}}' \
 	  | { grep -E '^($(subst $() ,|,$(IMAGES) $(LOCAL_IMAGES))):' || true; } | xargs -r docker image rm
-	rm -rf .venv .pytest_cache .ruff_cache
+	rm -rf .venv .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 clean-all: clean ## clean, and remove the base image echolab-base too
@@ -135,7 +135,7 @@ browser: ## install Debian's chromium and chromedriver (headless), for the tests
 NODES ?= 3
 SERVERS ?= 1
 REGISTRY ?=
-CLUSTER_PY = PYTHONPATH=cluster:loadgen .venv/bin/python -m echolab_cluster
+CLUSTER_PY = .venv/bin/python -m echolab_cluster
 
 .PHONY: cluster cluster-bench cluster-compare cluster-down stack push test-cluster
 

@@ -20,6 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
+from echolab_common.cli import Parser
+from echolab_common.wait import accepting
+
 DEFAULT_HOST = "server-poll"
 DEFAULT_PORT = 12345
 DEFAULT_MESSAGE = "Hello, world"
@@ -28,7 +31,6 @@ MAX_TIMEOUT = 7 * 24 * 3600  # a week
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -122,21 +124,6 @@ def echo_once(host: str, port: int, message: bytes, timeout: float, turn: int = 
     return bytes(received)
 
 
-def wait_for(host: str, port: int, seconds: float) -> str | None:
-    """None once the server accepts a connection (closed unused, so no message is counted),
-    else the last reason after ``seconds``: on a swarm, services start in any order."""
-    deadline = time.monotonic() + seconds
-    reason = None
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=2.0).close()
-            return None
-        except OSError as exc:  # not resolvable yet, refused, or timed out
-            reason = str(exc)
-        time.sleep(0.5)
-    return reason
-
-
 def run(
     host: str,
     port: int,
@@ -227,16 +214,9 @@ def _non_empty(text: str) -> str:
     return text
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports usage errors as one line on stderr with exit code 2, without the usage block."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The CLI; --host and --port fall back to ECHOLAB_HOST / ECHOLAB_PORT for compose."""
-    parser = _Parser(
+    parser = Parser(
         prog="echolab_client",
         description="Send a message to the echolab echo server over successive connections "
         "and check every echo byte for byte.",
@@ -302,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"environment variable ECHOLAB_PORT: {exc}")
     # os.fsencode gives back the exact bytes typed, even ones that are not valid UTF-8.
     message = os.fsencode(args.message)
-    unreachable = wait_for(host, port, args.wait)
+    unreachable = accepting(host, port, args.wait)
     if unreachable:
         emit(sys.stderr, f"{host}:{port} not reachable after {args.wait:g}s: {unreachable}")
         return EXIT_FAILED

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from echolab_loadgen.cli import Parser, number, positive, seconds
+from echolab_common.cli import Parser, number, positive, seconds
 from echolab_server.variants import variant_names
 
 from . import machine

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from echolab_loadgen.cli import Parser, number, positive, seconds
+from echolab_common.cli import Parser, number, positive, seconds
 from echolab_server.variants import registry
 
 from . import machine

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from echolab_loadgen.cli import Parser, positive
+from echolab_common.cli import Parser, positive
 from echolab_loadgen.merge import render
 
 from . import compare, registry, stack

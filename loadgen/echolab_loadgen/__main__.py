@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 
-from .cli import (
+from echolab_common.cli import (
     Parser,
     host_port,
     number,
@@ -24,12 +24,13 @@ from .cli import (
     seconds_or_zero,
     stats_port,
 )
+from echolab_common.wait import accepting
+
 from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
 from .push import Pusher
 from .stats import ServerCount
-from .wait import wait_for
 from .workers import WorkerDied, run_load
 
 PROGRESS_AFTER_S = 2.0
@@ -153,7 +154,7 @@ def main(argv=None):
     mode, options = mode_of(args, parser)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
-    unreachable = wait_for(args.target, args.port, args.wait)
+    unreachable = accepting(args.target, args.port, args.wait)
     if unreachable:
         print(
             f"loadgen: {args.target}:{args.port} not reachable after {args.wait:g} s: "

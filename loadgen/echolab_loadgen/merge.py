@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import Parser
+from echolab_common.cli import Parser
+
 from .histogram import LatencyRecorder
 
 SUMMED = ("sent", "echoed", "mismatched", "missing", "errors", "connections")

@@ -5,7 +5,7 @@ import json
 import socket
 import sys
 
-from .cli import Parser, port
+from echolab_common.cli import Parser, port
 
 
 class StatsUnavailable(Exception):

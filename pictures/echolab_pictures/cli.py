@@ -18,7 +18,7 @@ from pathlib import Path
 from echolab_bench import machine
 from echolab_bench.cli import BUSY_LOAD, default_pinning
 from echolab_bench.docker import REPO, BenchError, Cgroup, Stack, run
-from echolab_loadgen.cli import Parser, number, positive, seconds
+from echolab_common.cli import Parser, number, positive, seconds
 from echolab_server.variants import registry
 
 from . import runs

@@ -8,8 +8,9 @@ import argparse
 import dataclasses
 import math
 import os
-import typing
 from collections.abc import Mapping, Sequence
+
+from echolab_common.cli import Parser
 
 from .settings import Settings
 from .variants import variant_names
@@ -91,13 +92,6 @@ _OPTIONS = (
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(Settings)}
 
 
-class _Parser(argparse.ArgumentParser):
-    """A bad option is one line on stderr and exit code 2, not the whole usage block."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _help(option: str, variable: str, text: str) -> str:
     default = _DEFAULTS[option.replace("-", "_")]
     if "default" not in text and default not in (None, False, dataclasses.MISSING):
@@ -106,7 +100,7 @@ def _help(option: str, variable: str, text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python3 -m echolab_server",
         description="The tutorial's TCP echo server, in the concurrency model you choose. "
         "Every option can also be set by the environment variable shown.",

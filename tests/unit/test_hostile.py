@@ -337,10 +337,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def one_line_error(program: str, args: list[str], env: dict[str, str] | None = None) -> str:
     """Run ``python -m program args`` (``env`` added to ours); it must exit 2 with nothing on
     stdout and one line on stderr, which is returned."""
-    path = os.pathsep.join(str(ROOT / part) for part in ("server", "loadgen"))
     result = subprocess.run(
         [sys.executable, "-m", program, *args],
-        env={**os.environ, **(env or {}), "PYTHONPATH": path},
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=DEADLINE,

@@ -7,7 +7,6 @@ hangs up, one with a lossy counter) prove that loadgen notices what it claims to
 
 import http.server
 import json
-import os
 import selectors
 import socket
 import subprocess
@@ -20,7 +19,6 @@ import pytest
 from echolab_loadgen.__main__ import main
 from echolab_loadgen.engine import MAX_SIZE
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
-from echolab_loadgen.wait import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 DOCUMENTED_KEYS = {
@@ -325,7 +323,6 @@ def test_sizes_and_seconds_out_of_reach_are_one_line_in_a_real_process(argv, com
     """Each of these once reached a worker (or a sleep) and ended in its traceback."""
     result = subprocess.run(
         [sys.executable, "-m", "echolab_loadgen", "--target", "127.0.0.1", *argv],
-        env={**os.environ, "PYTHONPATH": str(LOADGEN)},
         capture_output=True,
         text=True,
         timeout=30,
@@ -402,15 +399,6 @@ def test_recorders_merge_and_never_hold_more_than_a_buffer_of_samples():
 
 def test_an_empty_recorder_summarizes_to_zeros():
     assert LatencyRecorder().summary() == dict.fromkeys(LATENCY_KEYS, 0)
-
-
-def test_wait_returns_once_the_target_listens_and_gives_up_with_a_reason():
-    with socket.socket() as late:
-        late.bind(("127.0.0.1", 0))
-        port = late.getsockname()[1]
-        assert wait_for("127.0.0.1", port, 0.6) is not None  # bound, not listening: refused
-        threading.Timer(0.6, late.listen).start()
-        assert wait_for("127.0.0.1", port, 10) is None
 
 
 def test_a_target_never_reachable_within_the_wait_is_one_line_and_exit_1(capsys):

@@ -38,7 +38,6 @@ def test_uvloop_missing_is_one_line_and_exit_1() -> None:
     )
     run = subprocess.run(
         [sys.executable, "-c", hide_uvloop, "--variant", "uvloop"],
-        env={**os.environ, "PYTHONPATH": str(SERVER)},
         capture_output=True,
         text=True,
         timeout=30,
