@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,10 +121,34 @@ def build_parser():
     return p
 
 
-def ruler_target(stack, server_cores):
-    """The C ruler's row, started: measured like a variant, stats and cgroup included."""
-    c = stack.start_ruler()
-    return Target(C_ROW, "ruler", RULER, 12345, 8080, Cgroup(c), server_cores)
+def start_targets(
+    stack: Stack,
+    variants: Sequence[str],
+    c_ruler: bool,
+    server_cpus: str | None,
+    c_generator: bool = False,
+) -> list[Target]:
+    """Build and start what a bench measures: loadgen (and the C generator, if asked), every
+    variant's server and the C ruler. Returns their rows, the variants' in ``variants`` order,
+    then C's: the ruler is measured like a variant, stats and cgroup included."""
+    services = stack.services()
+    missing = [v for v in variants if f"server-{v}" not in services]
+    if missing:
+        raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
+    server_cores = cores(server_cpus)
+    stack.build(variants, ruler=c_ruler, generator=c_generator)
+    stack.start_loadgen()
+    if c_generator:
+        stack.start_generator()
+    containers = stack.start_servers(variants)
+    targets = [
+        Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
+        for v, c in containers.items()
+    ]
+    if c_ruler:
+        ruler = stack.start_ruler()
+        targets.append(Target(C_ROW, "ruler", RULER, 12345, 8080, Cgroup(ruler), server_cores))
+    return targets
 
 
 def make_plan(args):
@@ -196,26 +221,13 @@ def bench(args, plan, started):
         f"{minutes_or_seconds(plan.estimate_s())} after the image build"
     )
     with Stack(args.project, plan.work_delay, *pinning) as stack:
-        services = stack.services()
-        missing = [v for v in plan.variants if f"server-{v}" not in services]
-        if missing:
-            raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
-        server_cores = cores(pinning[0])
-        stack.build(plan.variants, ruler=plan.c_ruler)
-        stack.start_loadgen()
-        containers = stack.start_servers(plan.variants)
-        targets = [
-            Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
-            for v, c in containers.items()
-        ]
-        if plan.c_ruler:
-            targets.append(ruler_target(stack, server_cores))
+        targets = start_targets(stack, plan.variants, plan.c_ruler, pinning[0])
         for name, host, port in plan.extras:
             c = stack.attach(host)
             allowed = cores(stack.cpuset_of(c)) if c else None
             targets.append(Target(name, "extra", host, port, 0, c and Cgroup(c), allowed))
         results["machine"] = machine.facts(
-            stack, next(iter(containers.values())), pinning, load_at_start
+            stack, targets[0].cgroup.container, pinning, load_at_start
         )
         cells = rounds(stack, plan, targets, report_cell)
         rows = {

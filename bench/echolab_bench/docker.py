@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 RULER = "ruler"  # compose.yaml's service (profile "ruler") of the C server, bench/c/echo_epoll.c
+GENERATOR = "loadgen-c"  # the C load generator's service (profile "ruler"), bench/c/echo_load.c
 PROFILES = ("--profile", "tools", "--profile", RULER)
 
 
@@ -155,6 +156,8 @@ class Stack:
             *("docker", "exec", self.loadgen_container),
             *("python3", "-m", "echolab_loadgen"),
         )
+        self.generator_container = f"{project}-{GENERATOR}"
+        self.generator = ("docker", "exec", self.generator_container, "echo_load")
         self.env = os.environ | {
             "ECHOLAB_QUIET": "1" if quiet else "0",
             "ECHOLAB_WORK_DELAY": "" if work_delay is None else f"{work_delay:g}",
@@ -194,7 +197,8 @@ class Stack:
             if self.server_cpus:
                 lines.append(f'    cpuset: "{self.server_cpus}"')
         if self.loadgen_cpus:
-            lines += ["  loadgen:", f'    cpuset: "{self.loadgen_cpus}"']
+            for tool in ("loadgen", GENERATOR):
+                lines += [f"  {tool}:", f'    cpuset: "{self.loadgen_cpus}"']
         self.override.write("\n".join(lines) + "\n")
         self.override.flush()
         self.down()  # leftovers of an interrupted run
@@ -207,17 +211,18 @@ class Stack:
         self.override.close()
 
     def down(self):
-        """Remove the stack; loadgen by name (``down`` leaves ``run -d`` containers)."""
-        run(["docker", "rm", "-f", self.loadgen_container], check=False)
+        """Remove the stack; the load generators by name (``down`` leaves ``run -d`` containers)."""
+        run(["docker", "rm", "-f", self.loadgen_container, self.generator_container], check=False)
         self.compose(*PROFILES, "down", "--remove-orphans", timeout=120, check=False)
 
-    def build(self, variants, ruler=True):
+    def build(self, variants, ruler=True, generator=False):
         print("bench: building the images", flush=True)
         run(
             [sys.executable, str(REPO / "tools" / "wheels"), "fetch", "loadgen", "server"],
             timeout=300,
         )
         services = [f"server-{v}" for v in variants] + ([RULER] if ruler else [])
+        services += [GENERATOR] if generator else []
         self.compose(*PROFILES, "build", "loadgen", *services, timeout=1800)
 
     def start_loadgen(self):
@@ -236,6 +241,14 @@ class Stack:
             ]
         )
         self.network = next(iter(json.loads(networks)))
+
+    def start_generator(self):
+        """The C load generator's long-lived container, pinned like loadgen; each run is a
+        ``docker exec`` of ``echo_load`` into it, so its cgroup counts the generator alone."""
+        self.compose(
+            *(*PROFILES, "run", "-d", "--no-deps", "--name", self.generator_container),
+            *("--entrypoint", "sleep", GENERATOR, "10800"),
+        )
 
     def start_servers(self, variants):
         """Every variant's server at once (idle ones cost nothing), so runs can interleave.

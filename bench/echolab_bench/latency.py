@@ -7,12 +7,14 @@ connections x 64 B, where the row serves that many at once):
 
 1. its closed-loop capacity: the median of interleaved closed-loop rounds after a warm-up;
 2. a ladder of offered rates, fractions of that capacity from well below it to past it, each run
-   open loop (loadgen ``--rate``: latency counted from when each message was due, so a stall
-   cannot hide; coordinated omission corrected) in interleaved rounds, as in the bench;
-3. per rate: achieved rate, p50, p99 and p99.9 of the merged sketch, the bound (BOUNDS);
+   open loop (``--rate``: latency counted from when each message was due, so a stall cannot
+   hide; coordinated omission corrected) in interleaved rounds, as in the bench;
+3. per rate: achieved rate, p50, p99 and p99.9, the bound (BOUNDS);
 4. its capacity at the target: the highest offered rate whose p99 stays under ``--target-p99``.
 
-Where loadgen is saturated before the server and it may use more CPUs than it has processes,
+Every run is the C load generator's (bench/c/echo_load.c, generator.py) unless ``--generator
+python`` asks for Python loadgen, whose own lag is over 1 ms at 100 connections. With Python
+loadgen, where it is saturated before the server and may use more CPUs than it has processes,
 the run is repeated with twice the processes (their sketches merge), and the result says so.
 """
 
@@ -37,13 +39,14 @@ from .cli import (
     default_pinning,
     load_results,
     minutes_or_seconds,
-    ruler_target,
     run_command,
     say,
+    start_targets,
 )
-from .docker import REPO, BenchError, Cgroup, Stack, cores, cpu_list
+from .docker import REPO, BenchError, Stack, cores, cpu_list
+from .generator import GENERATORS
 from .latency_output import refresh_docs, render_chart, render_tables
-from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, Target, measure, median_or_none
+from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, measure, median_or_none
 
 PROJECT = "echolab-latency"
 DOCS = REPO / "docs" / "latency.md"  # its generated block shows one run
@@ -68,6 +71,7 @@ class LatencyPlan:
     procs: int  # loadgen processes to start with
     max_procs: int  # at most this many (the CPUs loadgen may use)
     target_us: float
+    generator: str = "c"  # which of GENERATORS drives every run
 
     def estimate_s(self, rows_per_load):
         """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
@@ -176,7 +180,10 @@ def ladder_rounds(stack, plan, targets, load):
     def run(target, duration, rate=None):
         """A run; where loadgen was its ceiling and may have more processes, run it again."""
         while True:
-            result = measure(stack, plan, target, load, duration, rate, procs[target.name])
+            result = measure(
+                *(stack, plan, target, load, duration, rate, procs[target.name]),
+                generator=GENERATORS[plan.generator],
+            )
             grown = more_procs(result["bound"], procs[target.name], plan.max_procs)
             if grown is None:
                 return result
@@ -249,7 +256,15 @@ def build_parser():
         type=connection_list,
         help="comma-separated connection counts, 64-byte messages (default 100,1000)",
     )
-    p.add_argument("--procs", type=positive(int), default=1, help="loadgen processes to start")
+    p.add_argument(
+        "--generator",
+        choices=tuple(GENERATORS),
+        default="c",
+        help="the load generator: c (bench/c/echo_load.c, the default) or python (loadgen)",
+    )
+    p.add_argument(
+        "--procs", type=positive(int), default=1, help="Python loadgen's processes to start with"
+    )
     p.add_argument(
         "--no-c", action="store_true", help="without the C ruler's row (bench/c/echo_epoll.c)"
     )
@@ -291,6 +306,8 @@ def make_plan(args):
         shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
         if shared:
             raise BenchError(f"--server-cpus and --loadgen-cpus share CPU {min(shared)}")
+    if args.generator == "c" and args.procs != 1:
+        raise BenchError("--procs is Python loadgen's (--generator python); the C one is a thread")
     counts = args.connections or ((100,) if args.quick else tuple(c for c, _ in LOADS))
     duration = args.duration or (1.0 if args.quick else 2.0)
     return LatencyPlan(
@@ -302,8 +319,9 @@ def make_plan(args):
         rounds=args.rounds or (2 if args.quick else 3),
         warmup=min(0.5, duration),
         procs=args.procs,
-        max_procs=max(args.procs, cores(args.loadgen_cpus)),
+        max_procs=max(args.procs, cores(args.loadgen_cpus)) if args.generator == "python" else 1,
         target_us=(args.target_p99 or TARGET_P99_MS) * 1000,
+        generator=args.generator,
     )
 
 
@@ -326,7 +344,7 @@ def latency(args, plan, started):
     say(
         f"{len(plan.variants)} variants{' + C' if plan.c_ruler else ''}, loads "
         f"{', '.join(f'{c} x {s} B' for c, s in plan.loads)}, {len(plan.fractions)} rates x "
-        f"{plan.rounds} rounds x {plan.duration:g} s: about "
+        f"{plan.rounds} rounds x {plan.duration:g} s, generator {plan.generator}: about "
         f"{minutes_or_seconds(plan.estimate_s(rows_per_load))} after the image build"
     )
     results = {
@@ -335,23 +353,9 @@ def latency(args, plan, started):
         "loads": [],
     }
     with Stack(args.project, 0.0, *pinning) as stack:
-        services = stack.services()
-        missing = [v for v in plan.variants if f"server-{v}" not in services]
-        if missing:
-            raise BenchError(f"compose.yaml has no service for {', '.join(missing)}")
-        server_cores = cores(pinning[0])
-        stack.build(plan.variants, ruler=plan.c_ruler)
-        stack.start_loadgen()
-        containers = stack.start_servers(plan.variants)
-        every = [
-            Target(v, "variant", f"server-{v}", 12345, 8080, Cgroup(c), server_cores)
-            for v, c in containers.items()
-        ]
-        if plan.c_ruler:
-            every.append(ruler_target(stack, server_cores))
-        results["machine"] = machine.facts(
-            stack, next(iter(containers.values())), pinning, load_at_start
-        )
+        c_generator = plan.generator == "c"
+        every = start_targets(stack, plan.variants, plan.c_ruler, pinning[0], c_generator)
+        results["machine"] = machine.facts(stack, every[0].cgroup.container, pinning, load_at_start)
         for load in plan.loads:
             kept, left_out = rows_for(plan, load)
             targets = [t for t in every if t.kind != "variant" or t.name in kept]

@@ -8,6 +8,7 @@ text and the chart say so: such a figure is loadgen's, not the server's.
 import matplotlib
 from matplotlib.figure import Figure
 
+from .generator import DESCRIPTIONS
 from .measure import BOUNDS, SPREAD_FLAG, bound_rule
 from .output import HOLLOW_MEANS, fmt, machine_lines, replace_block, styles
 
@@ -18,14 +19,16 @@ DOCS_END = "<!-- latency-results:end -->"
 def header(results):
     """Where it ran and how: the bench's machine lines, then the ladder's plan."""
     plan = results["plan"]
+    generator = plan.get("generator", "python")  # runs before the C generator had Python's
+    procs = f", {plan['procs']} process(es) to start with, at most {plan['max_procs']}"
     return [
         *machine_lines(results),
-        f"- loadgen: {plan['procs']} process(es) to start with, at most {plan['max_procs']}",
+        f"- load generator: {DESCRIPTIONS[generator]}{procs if generator == 'python' else ''}",
         f"- runs: per row, after a {plan['warmup']:g} s warm-up, its closed-loop capacity (the "
         f"median of {plan['rounds']} interleaved rounds), then offered rates at "
         f"{', '.join(f'{f:g}' for f in plan['fractions'])} x that capacity, each in "
-        f"{plan['rounds']} interleaved rounds of {plan['duration']:g} s, open loop (loadgen "
-        "--rate: latency from each message's due time)",
+        f"{plan['rounds']} interleaved rounds of {plan['duration']:g} s, open loop (--rate: "
+        "latency from each message's due time)",
     ]
 
 

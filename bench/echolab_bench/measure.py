@@ -10,9 +10,11 @@ import json
 import shlex
 import statistics
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .docker import BenchError, Cgroup, run
+from .docker import BenchError, Cgroup, Stack, run
 
 LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
 IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check
@@ -59,13 +61,20 @@ class Target:
     cpus: int | None  # how many CPUs its cpuset allows; None: not known
 
 
-def loadgen_json(stack, *args, timeout):
-    """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
-    out = run([*stack.loadgen, *args, "--json"], timeout=timeout, check=False)
+def json_report(
+    name: str, command: Sequence[str], args: Sequence[str], timeout: float
+) -> dict[str, Any]:
+    """A load generator's report, its last line of output (exit 1 still has a result)."""
+    out = run([*command, *args], timeout=timeout, check=False)
     try:
         return json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
-        raise BenchError(f"loadgen gave no result for {shlex.join(args)}") from None
+        raise BenchError(f"{name} gave no result for {shlex.join(args)}") from None
+
+
+def loadgen_json(stack, *args, timeout):
+    """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
+    return json_report("loadgen", stack.loadgen, [*args, "--json"], timeout)
 
 
 @dataclass(frozen=True)
@@ -130,13 +139,16 @@ def bound(server_share, loadgen_share):
     )
 
 
-def measure(stack, plan, target, load, duration, rate=None, procs=None):
-    """One loadgen run, with the server's CPU (around it) and loadgen's (over its window).
-
-    Closed loop, or open loop at ``rate`` msgs/s; ``procs`` loadgen processes (default the plan's).
-    """
+def loadgen_run(
+    stack: Stack,
+    target: Target,
+    load: tuple[int, int],
+    duration: float,
+    rate: float | None,
+    procs: int,
+) -> dict[str, Any]:
+    """One run of Python loadgen (``procs`` processes): its --json report."""
     connections, size = load
-    procs = procs or plan.procs
     args = [
         *("--target", target.host, "--port", str(target.port)),
         *("--stats-port", str(target.stats_port), "--connections", str(connections)),
@@ -144,8 +156,18 @@ def measure(stack, plan, target, load, duration, rate=None, procs=None):
         *("--timeout", "2", "--cgroup-cpu"),
         *(("--rate", f"{rate:g}") if rate else ()),
     ]
+    return loadgen_json(stack, *args, timeout=duration + 60)
+
+
+def measure(stack, plan, target, load, duration, rate=None, procs=None, generator=loadgen_run):
+    """One run of ``generator``, with the server's CPU (around it) and the generator's (over
+    its window).
+
+    Closed loop, or open loop at ``rate`` msgs/s; ``procs`` loadgen processes (default the plan's).
+    """
+    procs = procs or plan.procs
     before = target.cgroup.cpu_s() if target.cgroup else None
-    result = loadgen_json(stack, *args, timeout=duration + 60)
+    result = generator(stack, target, load, duration, rate, procs)
     window, echoed = result["duration_s"], result["echoed"]
     server_cpu = None if before is None else target.cgroup.cpu_s() - before
     loadgen_cpu = result.get("cgroup_cpu_s")

@@ -4,6 +4,10 @@ It is built as compose builds it (Debian's gcc in the image build) and run by ha
 host ports, hardened like the lab's servers, so that neither the lab nor another test's stack is
 touched. What the bench relies on: exact echoes, even when the client does not read for a while;
 a reset costs only that connection; /stats counts every recv() with data and every byte.
+
+The same image holds the latency ladder's C load generator (bench/c/echo_load.c, compose service
+``loadgen-c``): run here in the ruler's network namespace, it sends on its fixed schedule what
+the ruler counts, checks every echo, and says so when an echo is wrong.
 """
 
 import contextlib
@@ -17,10 +21,22 @@ import urllib.request
 import uuid
 
 import pytest
+from echolab_common.wait import until
 
 from .lab import ROOT
 
 DEADLINE = 30.0  # seconds for the container to answer /health
+# An echo server that gets every message's first byte wrong, for the generator to catch.
+MANGLER = """
+import socket, threading
+server = socket.create_server(("127.0.0.1", 12399))
+print("listening", flush=True)
+def serve(conn):
+    while data := conn.recv(65536):
+        conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
 
 
 def docker(*args: str) -> str:
@@ -144,6 +160,85 @@ def test_silent_stats_clients_are_closed_and_stats_answer_again(ruler) -> None:
         for sock in silent:
             sock.close()
     assert read_stats(stats)["variant"] == "c-epoll"
+
+
+def generator(ruler_name: str, *args: str) -> tuple[int, dict]:
+    """The C load generator, run once in the ruler's network namespace: exit code and report."""
+    image = docker("inspect", "--format", "{{.Config.Image}}", ruler_name)
+    done = subprocess.run(
+        [
+            *("docker", "run", "--rm", "--network", f"container:{ruler_name}", "--read-only"),
+            *("--cap-drop", "ALL", "--entrypoint", "echo_load", image, *args),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.count("\n") == 1, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(ruler) -> None:
+    name, _, stats = ruler
+    before = read_stats(stats)
+    code, report = generator(
+        *(name, "--target", "127.0.0.1", "--connections", "10", "--rate", "2000"),
+        *("--duration", "1", "--warmup", "0.2"),
+    )
+    after = read_stats(stats)
+    assert code == 0, report["first_error"]
+    # The schedule is fixed in advance: 2,000 messages due in the measured second, 400 before.
+    assert report["due"] == report["sent"] == report["echoed"] == 2000
+    assert report["warmup_sent"] == 400
+    assert report["mismatched"] == report["missing"] == report["errors"] == 0
+    assert after["messages"] - before["messages"] == report["warmup_sent"] + report["sent"]
+    assert after["connections_total"] - before["connections_total"] == 10
+    latency = report["latency_us"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["p999"] <= latency["max"]
+    assert report["cgroup_cpu_s"] > 0, "its container's cgroup CPU counter was read"
+
+
+def test_the_generator_counts_every_wrong_echo(ruler) -> None:
+    name, _, _ = ruler
+    image = docker("inspect", "--format", "{{.Config.Image}}", name)
+    mangler = docker(
+        *("run", "-d", "--network", f"container:{name}", "--read-only", "--cap-drop", "ALL"),
+        *("--entrypoint", "python3", image, "-c", MANGLER),
+    )
+    try:
+        until(lambda: "listening" in docker("logs", mangler), "the mangler listens", DEADLINE)
+        code, report = generator(
+            *(name, "--target", "127.0.0.1", "--port", "12399", "--connections", "2"),
+            *("--rate", "200", "--duration", "0.5"),
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", mangler], capture_output=True, timeout=60)
+    assert code == 1
+    assert report["due"] == report["sent"] == report["mismatched"] == 100
+    assert report["echoed"] == report["missing"] == report["errors"] == 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target", "ruler", "--connections", "0"], "--connections 0: expected a number"),
+        (["--target", "ruler", "--rate", "fast"], "--rate fast: expected a number"),
+        (["--connections", "10"], "--target HOST is required"),
+        (["--target", "ruler", "--bogus"], "unknown option --bogus"),
+    ],
+)
+def test_a_bad_argument_to_the_generator_is_one_line_and_exit_2(
+    ruler, args: list[str], message: str
+) -> None:
+    image = docker("inspect", "--format", "{{.Config.Image}}", ruler[0])
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "echo_load", image, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"echo_load: {message}")
 
 
 # Last: it stops the module's ruler.

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from echolab_bench import latency, latency_output
+from echolab_bench.generator import GENERATORS, echo_load_run
 from echolab_bench.latency import (
     capacity_at,
     ladder,
@@ -16,7 +17,7 @@ from echolab_bench.latency import (
     summarize_rung,
 )
 from echolab_bench.latency_output import render_chart, render_tables
-from echolab_bench.measure import BOUNDS, Target, bound, bound_rule
+from echolab_bench.measure import BOUNDS, Target, bound, bound_rule, loadgen_run
 from echolab_bench.output import legend
 from echolab_server.variants import registry
 
@@ -129,7 +130,8 @@ class FakeStack:
 def test_rounds_interleave_rows_and_grow_loadgen_where_it_was_the_ceiling(monkeypatch) -> None:
     calls = []
 
-    def fake_measure(stack, plan, target, load, duration, rate=None, procs=None):
+    def fake_measure(stack, plan, target, load, duration, rate=None, procs=None, generator=None):
+        assert generator is loadgen_run
         calls.append((target.name, rate, procs))
         # Row b saturates loadgen at its closed loop and higher rates with one process.
         saturated = target.name == "b" and (rate is None or rate > 500) and procs == 1
@@ -139,7 +141,8 @@ def test_rounds_interleave_rows_and_grow_loadgen_where_it_was_the_ceiling(monkey
 
     monkeypatch.setattr(latency, "measure", fake_measure)
     monkeypatch.setattr(latency, "say", lambda text: None)
-    args = latency.build_parser().parse_args(["--quick", "--loadgen-cpus", "1-2"])
+    argv = ["--quick", "--loadgen-cpus", "1-2", "--generator", "python"]
+    args = latency.build_parser().parse_args(argv)
     plan = make_plan(args)
     targets = [Target(n, "variant", n, 12345, 8080, None, 1) for n in ("a", "b")]
     out = ladder_rounds(FakeStack(), plan, targets, (100, 64))
@@ -195,6 +198,7 @@ def test_the_tables_give_capacity_the_ratio_to_c_and_say_where_loadgen_was_the_c
     assert "C's figure is loadgen's ceiling" in tables
     assert "- c-epoll: loadgen saturated (C+S) from 20,000 msgs/s offered" in tables
     assert "Left out (they serve fewer at once): simple, pool." in tables
+    assert "- load generator: C, bench/c/echo_load.c" in tables
     assert all(line in tables for line in bound_rule())
     render_chart(fake_results(), tmp_path / "chart")
     svg = (tmp_path / "chart.svg").read_text()
@@ -212,6 +216,17 @@ def test_the_tables_give_capacity_the_ratio_to_c_and_say_where_loadgen_was_the_c
 def test_bad_plans_are_one_line_errors(argv, message) -> None:
     with pytest.raises(latency.BenchError, match=message):
         make_plan(latency.build_parser().parse_args(argv))
+
+
+def test_the_c_generator_drives_every_run_unless_python_is_asked_for() -> None:
+    parse = latency.build_parser().parse_args
+    plan = make_plan(parse(["--loadgen-cpus", "1-2"]))
+    assert GENERATORS[plan.generator] is echo_load_run
+    assert plan.procs == plan.max_procs == 1  # one thread: never grown
+    python = make_plan(parse(["--loadgen-cpus", "1-2", "--generator", "python"]))
+    assert GENERATORS[python.generator] is loadgen_run and python.max_procs == 2
+    with pytest.raises(latency.BenchError, match="--procs is Python loadgen's"):
+        make_plan(parse(["--procs", "2"]))
 
 
 def test_bad_arguments_exit_2_with_one_line(capsys) -> None:
