@@ -82,11 +82,11 @@ static uint32_t nconns;
 static size_t size;
 static unsigned char *payloads[PAYLOAD_VARIANTS];
 static int ep, timer_fd;
-static int64_t armed;                    /* when the timer is set to go off; 0: not set */
+static int64_t armed;                     /* when the timer is set to go off; 0: not set */
 static int64_t start, from, to, deadline; /* the schedule's origin, the window, the drain's end */
-static double period;                    /* ns between two messages over all connections; 0: closed */
-static uint64_t cursor;                  /* open loop: the next message index to release */
-static uint32_t in_flight, live; /* messages in flight; connections up */
+static double period;                     /* ns between two messages in all; 0: closed loop */
+static uint64_t cursor;                   /* open loop: the next message index to release */
+static uint32_t in_flight, live;          /* messages in flight; connections up */
 static struct counts n;
 static char first_error[160];
 static uint64_t histogram[BUCKETS], recorded;
