@@ -71,7 +71,7 @@ class LatencyPlan:
     procs: int  # loadgen processes to start with
     max_procs: int  # at most this many (the CPUs loadgen may use)
     target_us: float
-    generator: str = "c"  # which of GENERATORS drives every run
+    generator: str  # which of GENERATORS drives every run
 
     def estimate_s(self, rows_per_load):
         """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
@@ -353,7 +353,7 @@ def latency(args, plan, started):
         "loads": [],
     }
     with Stack(args.project, 0.0, *pinning) as stack:
-        c_generator = plan.generator == "c"
+        c_generator = plan.generator == "c"  # else Python loadgen, which every stack starts
         every = start_targets(stack, plan.variants, plan.c_ruler, pinning[0], c_generator)
         results["machine"] = machine.facts(stack, every[0].cgroup.container, pinning, load_at_start)
         for load in plan.loads:
