@@ -11,10 +11,18 @@
  *     k mod C. A message whose connection still waits for its previous echo goes out as soon as
  *     that echo is in; a late message never moves the later ones. Latency is counted from when
  *     the message was due to when its whole echo was in (coordinated omission corrected, as
- *     wrk2 does). A timerfd wakes the loop at each due time (timer slack 1 ns), so the loop
- *     sleeps between messages and its own lag stays in microseconds;
+ *     wrk2 does);
  *   - closed loop (no --rate): each connection sends its next message when its echo is in, and
  *     latency is counted from the send.
+ *
+ * Waking costs: on a small VM one sleep and wake-up of a process costs ~20 us of CPU, four
+ * times an echo's send and receive. So in the open loop the loop sleeps on the clock alone
+ * (clock_nanosleep, timer slack 1 ns), until the next due message, never less than GRAIN_NS
+ * after its last wake-up: each wake-up sends every message due before the next one could come
+ * (up to GRAIN_NS early, its latency then counted from its send) and reads every echo that
+ * came in meanwhile. An echo is timed by the kernel as it arrives (SO_TIMESTAMPNS), not when
+ * the loop reads it, so reading late adds nothing to its latency. The closed loop never sleeps
+ * while echoes come in.
  *
  * Messages due in the first --warmup seconds are sent and checked but not measured; those due
  * in the next --duration seconds are. After the window no new message goes out; the ones owed
@@ -45,7 +53,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,12 +60,12 @@
 #define MAX_SIZE (16 * 1024 * 1024)
 #define READ_SIZE (64 * 1024)
 #define MAX_EVENTS 512
-#define SPARE_FDS 16 /* stdio, epoll, the timer, the resolver */
+#define SPARE_FDS 16 /* stdio, epoll, the resolver */
 #define SUB_BITS 7   /* histogram: 2^7 linear buckets per power of two */
 #define SUB (1u << SUB_BITS)
 #define BUCKETS (64 * SUB)
-#define TIMER UINT32_MAX /* the epoll tag of the timerfd; connections are tagged by index */
 #define NS 1000000000LL
+#define GRAIN_NS 100000 /* open loop: at most one wake-up per 100 us */
 
 struct conn {
     int fd;
@@ -66,6 +73,7 @@ struct conn {
     uint32_t ident;
     uint64_t seq; /* messages started on this connection: the index of its next one */
     int64_t due;  /* the message in flight: when it was due (ns) */
+    int64_t sent_at; /* and when it went out (before ``due`` by up to GRAIN_NS) */
     const unsigned char *msg;
     size_t out, got; /* bytes of it sent, and echoed so far */
     bool intact, echoed_once;
@@ -81,8 +89,7 @@ static struct conn *conns;
 static uint32_t nconns;
 static size_t size;
 static unsigned char *payloads[PAYLOAD_VARIANTS];
-static int ep, timer_fd;
-static int64_t armed;                     /* when the timer is set to go off; 0: not set */
+static int ep;
 static int64_t start, from, to, deadline; /* the schedule's origin, the window, the drain's end */
 static double period;                     /* ns between two messages in all; 0: closed loop */
 static uint64_t cursor;                   /* open loop: the next message index to release */
@@ -92,11 +99,21 @@ static char first_error[160];
 static uint64_t histogram[BUCKETS], recorded;
 static int64_t max_ns;
 
-static int64_t now_ns(void)
+static int64_t ns_of(struct timespec t)
+{
+    return (int64_t)t.tv_sec * NS + t.tv_nsec;
+}
+
+static int64_t clock_ns(clockid_t clock)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * NS + t.tv_nsec;
+    clock_gettime(clock, &t);
+    return ns_of(t);
+}
+
+static int64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void usage_error(const char *fmt, const char *what)
@@ -269,11 +286,12 @@ static void write_out(struct conn *c)
     }
 }
 
-static void send_message(struct conn *c, int64_t due)
+static void send_message(struct conn *c, int64_t due, int64_t now)
 {
     c->msg = payloads[(c->ident + c->seq) % PAYLOAD_VARIANTS];
     c->seq++;
     c->due = due;
+    c->sent_at = now;
     c->out = c->got = 0;
     c->intact = true;
     c->busy = true;
@@ -292,25 +310,27 @@ static int64_t due_of(uint64_t index)
     return start + (int64_t)llround((double)index * period);
 }
 
-/* Open loop: send every message whose time has come on a connection that is free for it. */
+/* Open loop: send every message due before the next wake-up could come, on a connection that
+ * is free for it. */
 static void release_due(int64_t now)
 {
     for (;;) {
         int64_t due = due_of(cursor);
-        if (due > now || due >= to)
+        if (due >= now + GRAIN_NS || due >= to)
             return;
         struct conn *c = &conns[cursor % nconns];
         if (due >= from)
             n.due++;
         /* A busy connection sends this one when its echo is in (see on_echo). */
         if (c->alive && !c->busy && c->seq * nconns + c->ident == cursor)
-            send_message(c, due);
+            send_message(c, due, now);
         cursor++;
     }
 }
 
-/* The whole echo of the message in flight is in, at ``now``: count it, then what comes next. */
-static void on_echo(struct conn *c, int64_t now)
+/* The whole echo of the message in flight came in at ``arrived`` (the kernel's time); count
+ * it, then send what comes next on its connection at ``now``. */
+static void on_echo(struct conn *c, int64_t arrived, int64_t now)
 {
     c->busy = false;
     in_flight--;
@@ -322,26 +342,35 @@ static void on_echo(struct conn *c, int64_t now)
         n.echoed++;
     }
     if (measured)
-        record(now - c->due);
-    if (c->intact && now >= from && now < to)
+        record(arrived - (c->due > c->sent_at ? c->due : c->sent_at));
+    if (c->intact && arrived >= from && arrived < to)
         n.echoed_in_window++;
-    if (!c->echoed_once && now < to) {
+    if (!c->echoed_once && arrived < to) {
         c->echoed_once = true;
         n.served++;
     }
     if (period > 0) {
         int64_t next = due_of(c->seq * nconns + c->ident);
-        if (next <= now && next < to) /* overdue: out at once, its latency still from its due */
-            send_message(c, next);
+        if (next < now + GRAIN_NS && next < to) /* due (or overdue: its latency from its due) */
+            send_message(c, next, now);
     } else if (now < to) {
-        send_message(c, now);
+        send_message(c, now, now);
     }
 }
 
-static void on_readable(struct conn *c, unsigned char *buf)
+/* Read what came in; ``now`` and ``realtime`` (CLOCK_REALTIME - CLOCK_MONOTONIC) are from
+ * when the loop woke up. */
+static void on_readable(struct conn *c, unsigned char *buf, int64_t now, int64_t realtime)
 {
     size_t want = c->busy ? size - c->got : READ_SIZE;
-    ssize_t r = recv(c->fd, buf, want < READ_SIZE ? want : READ_SIZE, 0);
+    struct iovec iov = {.iov_base = buf, .iov_len = want < READ_SIZE ? want : READ_SIZE};
+    union {
+        char space[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space,
+                         .msg_controllen = sizeof control.space};
+    ssize_t r = recvmsg(c->fd, &msg, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (r < 0) {
@@ -360,8 +389,17 @@ static void on_readable(struct conn *c, unsigned char *buf)
     if (c->intact && memcmp(buf, c->msg + c->got, (size_t)r) != 0)
         c->intact = false;
     c->got += (size_t)r;
-    if (c->got == size)
-        on_echo(c, now_ns());
+    if (c->got < size)
+        return;
+    /* TCP gives the arrival time of the last segment read: the echo's end. */
+    int64_t arrived = now;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+        struct timespec stamp;
+        memcpy(&stamp, CMSG_DATA(cm), sizeof stamp);
+        arrived = ns_of(stamp) - realtime;
+    }
+    on_echo(c, arrived, now);
 }
 
 /* -- set-up ----------------------------------------------------------------------------------- */
@@ -412,6 +450,7 @@ static uint32_t connect_all(const char *host, const char *port, int64_t timeout_
         }
         int one = 1;
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
         struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = i};
         if ((connect(c->fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) ||
             epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
@@ -455,16 +494,6 @@ static uint32_t connect_all(const char *host, const char *port, int64_t timeout_
             conns[i].connecting = false;
         }
     return up;
-}
-
-/* Set the timer to go off at ``when`` (ns, CLOCK_MONOTONIC) unless it already is. */
-static void arm(int64_t when)
-{
-    if (when == armed)
-        return;
-    struct itimerspec at = {.it_value = {.tv_sec = when / NS, .tv_nsec = when % NS}};
-    timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &at, NULL);
-    armed = when;
 }
 
 /* The next moment the loop must be awake for: a due message, the window's edges, the end. */
@@ -588,19 +617,16 @@ int main(int argc, char **argv)
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
-    prctl(PR_SET_TIMERSLACK, 1UL); /* the timer goes off when asked, not up to 50 us later */
+    prctl(PR_SET_TIMERSLACK, 1UL); /* wake when asked, not up to 50 us later */
     make_payloads();
     if (!(conns = calloc(nconns, sizeof *conns))) {
         fprintf(stderr, "echo_load: out of memory for %u connections\n", nconns);
         return 1;
     }
-    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-        (timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+    if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
         fprintf(stderr, "echo_load: %s\n", strerror(errno));
         return 1;
     }
-    struct epoll_event tev = {.events = EPOLLIN, .data.u32 = TIMER};
-    epoll_ctl(ep, EPOLL_CTL_ADD, timer_fd, &tev);
 
     uint32_t up = connect_all(host, port, (int64_t)(timeout * 1e9));
     start = now_ns();
@@ -613,10 +639,11 @@ int main(int argc, char **argv)
     if (period == 0)
         for (uint32_t i = 0; i < nconns; i++)
             if (conns[i].alive)
-                send_message(&conns[i], start);
+                send_message(&conns[i], start, start);
 
     struct epoll_event events[MAX_EVENTS];
     int64_t now = start;
+    int k = 0;
     while (live) {
         if (!in_window && now >= from) {
             in_window = true;
@@ -628,33 +655,37 @@ int main(int argc, char **argv)
             cpu_to = own_cpu_s();
             cgroup_to = cgroup_cpu_s();
         }
-        if (period > 0)
+        if (period > 0 && now < to)
             release_due(now);
         if ((now >= to && in_flight == 0) || now >= deadline)
             break;
-        arm(next_wake(now));
-        int k = epoll_wait(ep, events, MAX_EVENTS, -1);
+        int64_t wake = next_wake(now);
+        if (period > 0 && now < to) {
+            /* Open loop: sleep on the clock alone (unless the last look left events unread),
+             * then take every event that came meanwhile. */
+            if (k < MAX_EVENTS && wake > now) {
+                struct timespec at = {.tv_sec = wake / NS, .tv_nsec = wake % NS};
+                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL);
+            }
+            k = epoll_wait(ep, events, MAX_EVENTS, 0);
+        } else { /* closed loop, or the drain: wake for echoes, at the latest at the next edge */
+            k = epoll_wait(ep, events, MAX_EVENTS, (int)((wake - now + 999999) / 1000000));
+        }
         if (k < 0 && errno != EINTR) {
             fprintf(stderr, "echo_load: epoll_wait: %s\n", strerror(errno));
             return 1;
         }
+        now = now_ns();
+        int64_t realtime = clock_ns(CLOCK_REALTIME) - now;
         for (int e = 0; e < k; e++) {
-            uint32_t tag = events[e].data.u32;
-            if (tag == TIMER) {
-                uint64_t ticks;
-                if (read(timer_fd, &ticks, sizeof ticks) == sizeof ticks)
-                    armed = 0;
-                continue;
-            }
-            struct conn *c = &conns[tag];
+            struct conn *c = &conns[events[e].data.u32];
             if (!c->alive)
                 continue;
             if ((events[e].events & EPOLLOUT) && c->writing)
                 write_out(c);
             if (c->alive && (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                on_readable(c, buf);
+                on_readable(c, buf, now, realtime);
         }
-        now = now_ns();
     }
     int64_t end = now < to ? now : to;
     if (!window_done) { /* ended early (no connection left): the window is what ran of it */
