@@ -310,6 +310,15 @@ static int64_t due_of(uint64_t index)
     return start + (int64_t)llround((double)index * period);
 }
 
+/* Open loop: how many messages the schedule puts in the measured window. */
+static uint64_t scheduled_in_window(void)
+{
+    uint64_t count = 0;
+    for (uint64_t k = 0; due_of(k) < to; k++)
+        count += due_of(k) >= from;
+    return count;
+}
+
 /* Open loop: send every message due before the next wake-up could come, on a connection that
  * is free for it. */
 static void release_due(int64_t now)
@@ -319,8 +328,6 @@ static void release_due(int64_t now)
         if (due >= now + GRAIN_NS || due >= to)
             return;
         struct conn *c = &conns[cursor % nconns];
-        if (due >= from)
-            n.due++;
         /* A busy connection sends this one when its echo is in (see on_echo). */
         if (c->alive && !c->busy && c->seq * nconns + c->ident == cursor)
             send_message(c, due, now);
@@ -698,6 +705,8 @@ int main(int argc, char **argv)
     }
     if (!up)
         n.due = 0;
+    else if (period > 0)
+        n.due = scheduled_in_window();
     double window_s = end > from ? (double)(end - from) / 1e9 : 0;
     double cgroup_s = cgroup_from >= 0 && cgroup_to >= 0 ? cgroup_to - cgroup_from : -1;
     print_report(host, port, rate, warmup, window_s, cpu_to - cpu_from, cgroup_s);
