@@ -662,7 +662,7 @@ int main(int argc, char **argv)
             cpu_to = own_cpu_s();
             cgroup_to = cgroup_cpu_s();
         }
-        if (period > 0 && now < to)
+        if (period > 0) /* after the window too: what was due in it and not yet sent */
             release_due(now);
         if ((now >= to && in_flight == 0) || now >= deadline)
             break;
