@@ -2,8 +2,8 @@
 
 Python loadgen paces one open loop per process from Python's event loop: at 100 connections its
 own lag put every row's p99 over 1 ms at a tenth of capacity, C's included (docs/latency.md). The
-C generator paces one epoll loop on a timerfd and reports the same keys, so ``measure`` reads
-either alike, and the bench reads the C generator's CPU from its own container's cgroup.
+C generator paces one epoll loop by the clock, times each echo by the kernel's arrival stamp and
+reports the same keys, so ``measure`` reads either alike; its CPU is its own container's cgroup's.
 """
 
 from collections.abc import Callable
@@ -38,6 +38,6 @@ def echo_load_run(
 Run = Callable[[Stack, Target, tuple[int, int], float, float | None, int], dict[str, Any]]
 GENERATORS: dict[str, Run] = {"c": echo_load_run, "python": loadgen_run}
 DESCRIPTIONS = {
-    "c": "C, bench/c/echo_load.c (one epoll thread, paced by a timerfd)",
+    "c": "C, bench/c/echo_load.c (one thread, paced by the clock, echoes timed by the kernel)",
     "python": "Python loadgen (echolab_loadgen --rate)",
 }
