@@ -61,7 +61,7 @@ def main(argv=None):
             cluster.up(args.nodes, args.servers, args.registry)
         elif args.command == "bench":
             merged = bench(cluster, args.target, args.replicas, args.load)
-            print(json.dumps(merged) if args.json else render(merged), flush=True)
+            print(json.dumps(merged.to_json()) if args.json else render(merged), flush=True)
         elif args.command == "compare":
             runs = compare.compare(cluster, args.rounds, loadgen_options(args.load))
             print(compare.render(runs), flush=True)

@@ -15,7 +15,7 @@ Rounds interleave the setups, so a shared machine's drift hits every setup alike
 row is its median round by msgs/s, and the table lists every round's figure.
 """
 
-from echolab_loadgen.merge import last_json, merge
+from echolab_loadgen.merge import MergedReport, last_json, merge
 
 from . import stack
 from .load import bench, deadline
@@ -99,20 +99,21 @@ class BridgeLab:
         self.cluster.docker(BRIDGE_NODE, "network", "rm", BRIDGE_NETWORK, check=False)
 
 
-def median_round(reports):
+def median_round(reports: list[MergedReport]) -> MergedReport:
     """The round whose msgs/s is the median (the lower middle one of an even count)."""
-    ordered = sorted(reports, key=lambda report: report["total"]["msgs_per_s"])
+    ordered = sorted(reports, key=lambda report: report.total.msgs_per_s)
     return ordered[(len(ordered) - 1) // 2]
 
 
-def where(report):
+def where(report: MergedReport) -> str:
     """``server <- load``: the nodes of a merged report's server replicas and loadgen."""
-    server = [row["address"] for row in report.get("server", {}).get("rows", [])] or [BRIDGE_NODE]
-    load = sorted({row["replica"].split(".")[0] for row in report["rows"]})
+    replicas = report.server.rows if report.server else []
+    server = [row.address for row in replicas] or [BRIDGE_NODE]
+    load = sorted({row.replica.split(".")[0] for row in report.rows})
     return f"{', '.join(sorted(server))} <- {', '.join(load)}"
 
 
-def render(runs):
+def render(runs: dict[str, list[MergedReport]]) -> str:
     """Each setup's median round as a Markdown table, with every round's msgs/s."""
     lines = [
         "| setup | server <- load | msgs/s | p50 us | p99 us | rounds, msgs/s |",
@@ -120,10 +121,10 @@ def render(runs):
     ]
     for setup, reports in runs.items():
         median = median_round(reports)
-        total = median["total"]
-        each = ", ".join(f"{report['total']['msgs_per_s']:,.0f}" for report in reports)
+        total = median.total
+        each = ", ".join(f"{report.total.msgs_per_s:,.0f}" for report in reports)
         lines.append(
-            f"| {setup} | {where(median)} | {total['msgs_per_s']:,.0f} | "
-            f"{total['latency_us']['p50']:,} | {total['latency_us']['p99']:,} | {each} |"
+            f"| {setup} | {where(median)} | {total.msgs_per_s:,.0f} | "
+            f"{total.latency_us.p50:,} | {total.latency_us.p99:,} | {each} |"
         )
     return "\n".join(lines)
