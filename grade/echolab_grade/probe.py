@@ -87,11 +87,11 @@ def every_byte() -> dict:
 def two_loops() -> dict:
     """The tutorial's experiment (loadgen's): the grader counts from the server's log."""
     totals = run_experiment(HOST, PORT, 2, 100, TIMEOUT)
-    errors = f", {totals['errors']} failed ({totals['first_error']})" if totals["errors"] else ""
+    errors = f", {totals.errors} failed ({totals.first_error})" if totals.errors else ""
     return {
-        "passed": totals["echoed"] == 200,
-        "echoed": totals["echoed"],
-        "saw": f"{totals['echoed']} of 200 echoes exact{errors}",
+        "passed": totals.echoed == 200,
+        "echoed": totals.echoed,
+        "saw": f"{totals.echoed} of 200 echoes exact{errors}",
     }
 
 
@@ -190,12 +190,12 @@ def idle() -> dict:
             sock.setblocking(False)
             sock.connect_ex((HOST, PORT))
             sockets.append(sock)
-            selector.register(sock, selectors.EVENT_WRITE)
+            selector.register(sock, selectors.EVENT_WRITE, data=sock)
         deadline = time.monotonic() + TIMEOUT
         while selector.get_map() and time.monotonic() < deadline:
             for key, _ in selector.select(deadline - time.monotonic()):
                 selector.unregister(key.fileobj)
-                connected += key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                connected += key.data.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
         held = f"{connected} of {count} idle connections made"
         try:
             took = timed_echo()

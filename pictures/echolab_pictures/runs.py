@@ -17,8 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from echolab_bench.docker import BenchError, run
-from echolab_bench.measure import loadgen_json
+from echolab_bench.measure import loadgen_report
 from echolab_loadgen.experiment import read_echo
+from echolab_loadgen.report import ExperimentReport, SustainedReport
 from echolab_server.settings import Settings
 
 from . import logs
@@ -38,8 +39,9 @@ def experiment(stack, variants, clients, repeat):
     with ThreadPoolExecutor(len(variants)) as pool:
         reports = {
             v: pool.submit(
-                loadgen_json,
+                loadgen_report,
                 stack,
+                ExperimentReport,
                 *("--target", f"server-{v}", "--clients", str(clients), "--repeat", str(repeat)),
                 timeout=600,
             )
@@ -53,11 +55,11 @@ def experiment(stack, variants, clients, repeat):
             raise BenchError(f"server-{v} printed {len(points)} totals, not {clients * repeat}")
         out[v] = {
             "points": points,
-            "sent": reports[v]["sent"],
-            "echoed": reports[v]["echoed"],
-            "server_counted": reports[v]["server_counted"],
+            "sent": reports[v].sent,
+            "echoed": reports[v].echoed,
+            "server_counted": reports[v].server_counted,
             "lost_updates": logs.lost_updates(points),
-            "elapsed_s": reports[v]["duration_s"],
+            "elapsed_s": reports[v].duration_s,
         }
     return out
 
@@ -207,19 +209,20 @@ def busy_client(stack, host, cgroup, duration_s):
     """One loadgen connection sending for ``duration_s``, each message after the last echo;
     the server's CPU over the run (its cgroup) per echoed message, and the latency."""
     before = cgroup.cpu_s()
-    result = loadgen_json(
+    result = loadgen_report(
         stack,
+        SustainedReport,
         *("--target", host, "--connections", "1", "--duration", f"{duration_s:g}"),
         *("--timeout", f"{TIMEOUT_S:g}"),
         timeout=duration_s + 120,
     )
     cpu = cgroup.cpu_s() - before
-    if not result["echoed"] or result["missing"] or result["errors"]:
-        raise BenchError(f"{host}: the busy client failed: {result['first_error']}")
+    if not result.echoed or result.missing or result.errors:
+        raise BenchError(f"{host}: the busy client failed: {result.first_error}")
     return {
-        "echoed": result["echoed"],
+        "echoed": result.echoed,
         "server_cpu_s": round(cpu, 4),
-        "server_us_per_msg": round(1e6 * cpu / result["echoed"], 2),
-        "p50_us": result["latency_us"]["p50"],
-        "p99_us": result["latency_us"]["p99"],
+        "server_us_per_msg": round(1e6 * cpu / result.echoed, 2),
+        "p50_us": result.latency_us.p50,
+        "p99_us": result.latency_us.p99,
     }
