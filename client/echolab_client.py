@@ -100,7 +100,8 @@ def connect(host: str, port: int, timeout: float, turn: int = 0) -> socket.socke
             failure = exc
     if isinstance(failure, TimeoutError):
         raise EchoError(f"connect to {host}:{port} timed out after {timeout:g}s")
-    raise failure  # type: ignore[misc]  (getaddrinfo never answers with no address)
+    assert failure is not None  # getaddrinfo never answers with no address
+    raise failure
 
 
 def echo_once(host: str, port: int, message: bytes, timeout: float, turn: int = 0) -> bytes:

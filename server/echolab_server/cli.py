@@ -9,6 +9,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from echolab_common.cli import Parser
 
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for option, variable, convert, text in _OPTIONS:
         # A yes/no option also works as a bare flag: --quiet means --quiet 1.
-        bare = {"nargs": "?", "const": True} if convert is _flag else {}
+        bare: dict[str, Any] = {"nargs": "?", "const": True} if convert is _flag else {}
         parser.add_argument(f"--{option}", type=convert, help=_help(option, variable, text), **bare)
     return parser
 
