@@ -15,10 +15,8 @@ from echolab_host import run as docker_cli
 
 from . import records, stack
 from .errors import ClusterError, step
-from .hosts import Hosts
+from .hosts import Hosts, Log
 from .records import Node, ServiceReplicas, SwarmTask, Task
-
-Log = Callable[[str], None]
 
 MANAGER = "node1"
 SWARM_PORT = 2377
@@ -36,6 +34,7 @@ class Swarm:
 
     @property
     def manager(self) -> docker.DockerClient:
+        """node1's engine: every swarm-wide question and change goes to the manager."""
         return self.hosts.engine(MANAGER)
 
     # -- membership and roles -------------------------------------------------------------------
@@ -52,7 +51,8 @@ class Swarm:
                 self.hosts.engine(f"node{i}").swarm.join(
                     remote_addrs=[f"{address}:{SWARM_PORT}"], join_token=token
                 )
-        until(lambda: len(self.ready_nodes()) == count, f"{count} ready swarm nodes", 120)
+        ready = f"{count} ready swarm nodes"
+        until(lambda: len(self.ready_nodes()) == count, ready, NODES_DEADLINE_S)
         for i in range(1, count + 1):
             roles = ([stack.SERVER_LABEL] if i <= servers else []) + (
                 [stack.LOAD_LABEL] if i > servers or count == 1 else []
