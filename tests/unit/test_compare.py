@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 from echolab_cluster.compare import median_round, render
+from echolab_cluster.errors import ClusterError
 from echolab_cluster.load import BENCH_SLACK_S, deadline
-from echolab_cluster.nodes import ClusterError
 from echolab_loadgen.histogram import LatencySummary
 from echolab_loadgen.merge import MergedReport, ReplicaRow, ServerCounts, ServerReplica, Total
 
