@@ -39,6 +39,7 @@ from .report import (
     MeasuredReport,
     Report,
     SustainedReport,
+    Totals,
     experiment_report,
     sustained_report,
 )
@@ -185,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             count.before if size <= COUNTABLE_SIZE else None,
         )
         pusher.push(0, 0)
+        totals: Totals
         result: ExperimentReport | SustainedReport
         if mode == "experiment":
             clients, repeat = options["clients"], options["repeat"]
@@ -216,12 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress.update(sent, echoed, failed)
                 pusher.push(sent, echoed)
 
-            totals = load_totals = run_load(load, options["procs"], each_second)
+            totals = run_load(load, options["procs"], each_second)
             progress.done()
-            pusher.push(load_totals.sent, load_totals.echoed)
+            pusher.push(totals.sent, totals.echoed)
             result = sustained_report(
                 target,
-                load_totals,
+                totals,
                 count.counted(),
                 load.connections,
                 size,
