@@ -19,7 +19,7 @@ from echolab_common.cli import Parser, number, positive, seconds
 from echolab_server.variants import variant_names
 
 from . import machine
-from .docker import REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
+from .docker import ONE_LINE_ERRORS, REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
 from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
 from .output import refresh_results_block, render_chart, render_tables
 
@@ -279,7 +279,7 @@ def run_command(name, refresh_only, measure, write_files):
             refresh_only()
             return 0
         results = measure(started)
-    except BenchError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

@@ -9,10 +9,9 @@ its rounds, with the min and max beside it.
 import json
 import shlex
 import statistics
-import subprocess
 from dataclasses import dataclass
 
-from .docker import BenchError, Cgroup, run
+from .docker import BenchError, Cgroup
 
 LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
 IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check
@@ -61,7 +60,7 @@ class Target:
 
 def loadgen_json(stack, *args, timeout):
     """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
-    out = run([*stack.loadgen, *args, "--json"], timeout=timeout, check=False)
+    out = stack.loadgen(*args, "--json").output(timeout)
     try:
         return json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -239,12 +238,11 @@ def idle_costs(stack, plan, target):
         if level == 0:
             memory["0"] = {"idle_open": 0, "memory_bytes": target.cgroup.memory_bytes()}
             continue
-        argv = [*stack.loadgen, "--target", target.host, "--idle", str(level)]
-        argv += ["--hold", "3", "--timeout", "2", "--json"]
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
-            line = proc.stdout.readline()  # printed once the connections are open, then held
-            mem = target.cgroup.memory_bytes()
-            proc.wait(timeout=60)
+        args = ["--target", target.host, "--idle", str(level)]
+        proc = stack.loadgen(*args, "--hold", "3", "--timeout", "2", "--json")
+        line = proc.readline(60)  # printed once the connections are open, then held
+        mem = target.cgroup.memory_bytes()
+        proc.output(60)
         held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "no result"}
         memory[str(level)] = {
             "idle_open": held["idle_open"],

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
+from echolab_host import Compose, DockerError
 from echolab_server.variants import variant_names
 
 from .checks import CHECKS, LESSON_PAGES
@@ -104,12 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             done(future.result(), pending[future])
     finally:  # stopped early (Ctrl-C): what has not started never does, the rest is removed
         pool.shutdown(wait=False, cancel_futures=True)
-        subprocess.run(
-            ["docker", "compose", "-p", project, "down", "--remove-orphans"],
-            cwd=ROOT,
-            capture_output=True,
-            check=False,
-        )
+        Compose(project).run("down", "--remove-orphans", timeout=600, check=False)
         pool.shutdown(wait=True)
         shutil.rmtree(staging, ignore_errors=True)
     reports.sort(key=lambda report: [s.name for s in args.submissions].index(report["name"]))
@@ -132,7 +128,7 @@ def run(submission: Submission, project: str, number: int) -> dict:
         target = Target.student(submission.name, submission.file, project, number)
     try:
         return grade(target)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, DockerError) as exc:
         target.remove()
         return not_graded(submission.name, f"the grader could not run it: {exc}")
 

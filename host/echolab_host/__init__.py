@@ -9,7 +9,18 @@ pictures and the integration tests:
 Waiting for a condition with a deadline is ``echolab_common.wait.until``.
 """
 
-from .compose import Compose, ComposeError, run
-from .engine import DockerError, engine, one_line, remote
+from .compose import Compose, ComposeError, ComposeTimeout, run
+from .engine import DockerError, engine, one_line, patient, remote, speaking
 
-__all__ = ["Compose", "ComposeError", "DockerError", "engine", "one_line", "remote", "run"]
+__all__ = [
+    "Compose",
+    "ComposeError",
+    "ComposeTimeout",
+    "DockerError",
+    "engine",
+    "one_line",
+    "patient",
+    "remote",
+    "run",
+    "speaking",
+]

@@ -1,9 +1,13 @@
 """The Docker engine through the Docker SDK for Python, with one-line errors."""
 
+import contextlib
 import functools
+import math
+from collections.abc import Iterator
 
 import docker
 from docker.errors import APIError, DockerException
+from requests.exceptions import RequestException
 
 # Seconds an API call may take: `docker build`, a push or a pull is given its own timeout.
 API_TIMEOUT_S = 120
@@ -32,6 +36,22 @@ def engine() -> docker.DockerClient:
     except DockerException as exc:
         raise DockerError(f"no Docker engine reachable: {one_line(exc)}") from None
     return client
+
+
+def patient(seconds: float) -> docker.DockerClient:
+    """The same engine, waiting up to ``seconds`` for each answer: for a call that is silent
+    longer than API_TIMEOUT_S by design (a long ``exec``)."""
+    return docker.from_env(timeout=math.ceil(seconds), version=engine().api.api_version)
+
+
+@contextlib.contextmanager
+def speaking(what: str) -> Iterator[None]:
+    """An SDK error in the block (the engine's, or no answer in time) as one line:
+    ``DockerError("<what>: <why>")``."""
+    try:
+        yield
+    except (DockerException, RequestException) as exc:
+        raise DockerError(f"{what}: {one_line(exc)}") from None
 
 
 def remote(base_url: str, timeout: float = API_TIMEOUT_S) -> docker.DockerClient:
