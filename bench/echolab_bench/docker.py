@@ -55,15 +55,16 @@ class Exec:
     """A process started in a running container through the engine, its stdout read line by line.
 
     The engine's output stream has no deadline of its own (a silent process blocks a read for
-    ever), so a thread reads it into a queue and every read here has one. What the process
-    writes to stderr passes on to ours, as ``docker exec`` did.
+    ever), so a thread reads it into a queue and every read here has one. With ``stderr``, what
+    the process writes there passes on to ours (a long-running one's complaints); without, it
+    is dropped.
     """
 
-    def __init__(self, container: str, argv: Sequence[str]) -> None:
+    def __init__(self, container: str, argv: Sequence[str], stderr: bool = False) -> None:
         self.what = f"{shlex.join(argv[:5])} ... in {container}"
         self.api = engine().api
         with speaking(self.what):
-            self.id = self.api.exec_create(container, list(argv))["Id"]
+            self.id = self.api.exec_create(container, list(argv), stderr=stderr)["Id"]
             frames = self.api.exec_start(self.id, stream=True, demux=True)
         self.lines: queue.Queue[str | None] = queue.Queue()  # None: the output has ended
         threading.Thread(target=self._read, args=(frames,), daemon=True).start()
@@ -317,9 +318,10 @@ class Stack:
         networks = container(self.loadgen_container).attrs["NetworkSettings"]["Networks"]
         self.network = next(iter(networks))
 
-    def loadgen(self, *args: str) -> Exec:
-        """``python3 -m echolab_loadgen args`` in the loadgen container."""
-        return Exec(self.loadgen_container, ["python3", "-m", "echolab_loadgen", *args])
+    def loadgen(self, *args: str, stderr: bool = False) -> Exec:
+        """``python3 -m echolab_loadgen args`` in the loadgen container (``stderr``: see Exec)."""
+        argv = ["python3", "-m", "echolab_loadgen", *args]
+        return Exec(self.loadgen_container, argv, stderr=stderr)
 
     def start_servers(self, variants: Sequence[str]) -> dict[str, str]:
         """Every variant's server at once (idle ones cost nothing), so runs can interleave.

@@ -239,7 +239,7 @@ def idle_costs(stack, plan, target):
             memory["0"] = {"idle_open": 0, "memory_bytes": target.cgroup.memory_bytes()}
             continue
         args = ["--target", target.host, "--idle", str(level)]
-        proc = stack.loadgen(*args, "--hold", "3", "--timeout", "2", "--json")
+        proc = stack.loadgen(*args, "--hold", "3", "--timeout", "2", "--json", stderr=True)
         line = proc.readline(60)  # printed once the connections are open, then held
         mem = target.cgroup.memory_bytes()
         proc.output(60)

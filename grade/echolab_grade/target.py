@@ -82,10 +82,10 @@ class Target:
         """Compose on the grader's project, with the target's variables and ``env``."""
         return Compose(self.project, env={**self.env, **env})
 
-    def found(self, name: str | None = None) -> Container | None:
-        """The server's container (or another by ``name``); None once it is gone."""
-        with speaking(f"container {name or self.container}"), contextlib.suppress(NotFound):
-            return engine().containers.get(name or self.container)
+    def found(self) -> Container | None:
+        """The server's container as the engine sees it now; None once it is gone."""
+        with speaking(f"container {self.container}"), contextlib.suppress(NotFound):
+            return engine().containers.get(self.container)
         return None
 
     def start(self) -> str | None:
@@ -104,7 +104,8 @@ class Target:
     def restart(self) -> None:
         """Start the server's container again; its probe must rejoin the new namespace."""
         self.close_session()
-        with speaking(f"starting {self.container}"):
+        # A refusal shows as before: the server is not running at the next check.
+        with contextlib.suppress(APIError):
             if container := self.found():
                 container.start()
 
@@ -253,7 +254,7 @@ class Target:
         code = self.wait_exit(within + 5)
         if code is None:
             return False, f"still running {within + 5:g} s after SIGTERM"
-        took = finished_at(self.state()) - sent
+        took = unix_time(self.state()["FinishedAt"]) - sent
         return took <= within, f"ended {max(took, 0):.1f} s after SIGTERM, exit code {code}"
 
     def wait_exit(self, within: float) -> int | None:
@@ -264,9 +265,7 @@ class Target:
             return None
         try:
             return int(container.wait(timeout=within)["StatusCode"])
-        except RequestException:  # no answer by the deadline: still running
-            return None
-        except APIError:  # removed meanwhile
+        except (RequestException, APIError):  # no answer by the deadline, or removed meanwhile
             return None
 
     def remove(self) -> None:
@@ -284,11 +283,6 @@ def unix_time(stamp: str) -> float:
     """An engine's time stamp (RFC 3339, nanoseconds) as a Unix time, to the microsecond below."""
     stamp = re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00")
     return datetime.fromisoformat(stamp).timestamp()
-
-
-def finished_at(state: dict[str, Any]) -> float:
-    """The engine's FinishedAt as a Unix time."""
-    return unix_time(state["FinishedAt"])
 
 
 def whole(lines: list[str]) -> bool:

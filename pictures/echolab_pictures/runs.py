@@ -154,7 +154,7 @@ def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OP
             argv = ["sh", "-c", 'echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
             argv += ["--target", host, "--idle", str(share), "--hold", f"{hold_s:g}"]
             argv += ["--timeout", f"{TIMEOUT_S:g}"]
-            procs.append(Exec(stack.loadgen_container, argv))
+            procs.append(Exec(stack.loadgen_container, argv, stderr=True))
         for proc in procs:
             pids.append(proc.readline(TIMEOUT_S).strip())
             # Printed once its connections are open, then held.
