@@ -13,14 +13,10 @@ echolab_host.Compose; a failure of either is a one-line DockerError.
 import contextlib
 import json
 import os
-import queue
-import shlex
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -28,12 +24,20 @@ from typing import IO
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 from echolab_common.wait import Timeout, until
-from echolab_host import Compose, DockerError, engine, run, speaking
+from echolab_host import (
+    API_TIMEOUT_S,
+    Compose,
+    DockerError,
+    Exec,
+    engine,
+    exec_output,
+    run,
+    speaking,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULER = "ruler"  # compose.yaml's service (profile "ruler") of the C server, bench/c/echo_epoll.c
 PROFILES = ("tools", RULER)
-SHORT_S = 120.0  # seconds a short command in a container (a counter read, a version) may take
 
 
 class BenchError(Exception):
@@ -49,76 +53,6 @@ def container(name: str) -> Container:
     """A container by name or id, as the engine describes it now."""
     with speaking(f"container {name}"):
         return engine().containers.get(name)
-
-
-class Exec:
-    """A process started in a running container through the engine, its stdout read line by line.
-
-    The engine's output stream has no deadline of its own (a silent process blocks a read for
-    ever), so a thread reads it into a queue and every read here has one. With ``stderr``, what
-    the process writes there passes on to ours (a long-running one's complaints); without, it
-    is dropped.
-    """
-
-    def __init__(self, container: str, argv: Sequence[str], stderr: bool = False) -> None:
-        self.what = f"{shlex.join(argv[:5])} ... in {container}"
-        self.api = engine().api
-        with speaking(self.what):
-            self.id = self.api.exec_create(container, list(argv), stderr=stderr)["Id"]
-            frames = self.api.exec_start(self.id, stream=True, demux=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()  # None: the output has ended
-        threading.Thread(target=self._read, args=(frames,), daemon=True).start()
-
-    def _read(self, frames: Iterator[tuple[bytes | None, bytes | None]]) -> None:
-        pending = b""
-        try:
-            for out, err in frames:
-                if err:
-                    sys.stderr.buffer.write(err)
-                    sys.stderr.flush()
-                *whole, pending = (pending + (out or b"")).split(b"\n")
-                for line in whole:
-                    self.lines.put(line.decode(errors="replace") + "\n")
-        finally:
-            if pending:
-                self.lines.put(pending.decode(errors="replace"))
-            self.lines.put(None)
-
-    def readline(self, seconds: float) -> str:
-        """The next line it prints ("" once it has ended); DockerError after ``seconds``."""
-        try:
-            line = self.lines.get(timeout=seconds)
-        except queue.Empty:
-            raise DockerError(f"{self.what}: printed no line within {seconds:g} s") from None
-        if line is None:
-            self.lines.put(None)  # the end stays the end for the next reader
-        return line or ""
-
-    def output(self, seconds: float) -> str:
-        """Everything it prints from here on, once it has ended; DockerError after ``seconds``."""
-        ends = time.monotonic() + seconds
-        lines = []
-        while line := self.readline(max(ends - time.monotonic(), 0)):
-            lines.append(line)
-        return "".join(lines)
-
-    def running(self) -> bool:
-        with speaking(self.what):
-            return bool(self.api.exec_inspect(self.id)["Running"])
-
-    def exit_code(self) -> int | None:
-        with speaking(self.what):
-            return self.api.exec_inspect(self.id)["ExitCode"]
-
-
-def exec_output(container: str, argv: Sequence[str], check: bool = True) -> str:
-    """What a short command printed in a running container; with ``check``, a non-zero exit
-    is a DockerError."""
-    process = Exec(container, argv)
-    out = process.output(SHORT_S)
-    if check and (code := process.exit_code()) != 0:
-        raise DockerError(f"{process.what} failed (exit {code})")
-    return out
 
 
 # Counter files, relative to a cgroup's directory: v1 (one hierarchy per controller), then v2.
@@ -360,7 +294,7 @@ class Stack:
         probe = ("--target", host, "--port", str(port), "--idle", "1", "--timeout", "2", "--json")
 
         def echoes() -> bool:
-            out = self.loadgen(*probe).output(SHORT_S).strip().splitlines()
+            out = self.loadgen(*probe).output(API_TIMEOUT_S).strip().splitlines()
             return bool(out) and json.loads(out[-1]).get("idle_open") == 1
 
         until(echoes, f"{host}:{port} echoing after its start", deadline, interval=0.2)

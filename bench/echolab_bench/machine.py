@@ -6,9 +6,9 @@ Throughput means little without these, so they head the JSON and the Markdown.
 import os
 import platform
 
-from echolab_host import engine
+from echolab_host import engine, exec_output
 
-from .docker import REPO, exec_output
+from .docker import REPO
 
 # What each image's Python and its one third-party package report (run inside a container).
 VERSION_PROBE = (

@@ -2,7 +2,6 @@
 
 import contextlib
 import functools
-import math
 from collections.abc import Iterator
 
 import docker
@@ -36,12 +35,6 @@ def engine() -> docker.DockerClient:
     except DockerException as exc:
         raise DockerError(f"no Docker engine reachable: {one_line(exc)}") from None
     return client
-
-
-def patient(seconds: float) -> docker.DockerClient:
-    """The same engine, waiting up to ``seconds`` for each answer: for a call that is silent
-    longer than API_TIMEOUT_S by design (a long ``exec``)."""
-    return docker.from_env(timeout=math.ceil(seconds), version=engine().api.api_version)
 
 
 @contextlib.contextmanager

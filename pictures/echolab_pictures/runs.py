@@ -165,7 +165,7 @@ def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OP
         yield opened, failures[0] if failures else None
     finally:
         for proc, pid in zip(procs, pids, strict=False):
-            if proc.running() and pid.isdigit():  # the image has kill as sh's builtin only
+            if proc.state()["Running"] and pid.isdigit():  # the image has kill as sh's builtin only
                 interrupt = ["sh", "-c", 'kill -INT "$1"', "kill", pid]
                 exec_output(stack.loadgen_container, interrupt, check=False)
         for proc in procs:

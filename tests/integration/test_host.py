@@ -6,14 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from echolab_host import engine, patient
+from echolab_host import engine
 
 from .lab import ROOT
 
 
-def test_the_engine_answers_and_a_patient_client_reaches_the_same_one() -> None:
+def test_the_engine_answers() -> None:
     assert engine().ping()
-    assert patient(600).version()["Version"] == engine().version()["Version"]
+    assert engine().version()["Version"]
 
 
 def test_no_engine_is_one_line_from_the_bench(tmp_path: Path) -> None:
