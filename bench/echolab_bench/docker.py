@@ -18,8 +18,6 @@ import tempfile
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
@@ -165,7 +163,6 @@ class Stack:
         quiet: bool = True,
         publish: bool = False,
     ) -> None:
-        self.project = project
         self.publish = publish
         self.server_cpus, self.loadgen_cpus = server_cpus, loadgen_cpus
         self.loadgen_cores = cores(loadgen_cpus)
@@ -174,18 +171,15 @@ class Stack:
             "ECHOLAB_QUIET": "1" if quiet else "0",
             "ECHOLAB_WORK_DELAY": "" if work_delay is None else f"{work_delay:g}",
         }
-        self.override: IO[str] | None = None
+        # Written on entering the ``with`` block, removed on leaving it; one project, one file.
+        self.override = Path(tempfile.gettempdir()) / f"{project}-override.yaml"
+        self.project = Compose(project, (self.override,), PROFILES, self.variables)
         self.connected: list[str] = []
         self.network = ""
 
-    @property
-    def project_compose(self) -> Compose:
-        assert self.override is not None, "the stack is used inside its with block"
-        return Compose(self.project, (self.override.name,), PROFILES, self.variables)
-
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         """``docker compose ... args`` on the bench's project; its stdout."""
-        return self.project_compose.run(*args, timeout=timeout, check=check).stdout
+        return self.project.run(*args, timeout=timeout, check=check).stdout
 
     def services(self) -> list[str]:
         """The ``server-*`` services compose.yaml defines."""
@@ -193,7 +187,6 @@ class Stack:
         return [s for s in out.split() if s.startswith("server-")]
 
     def __enter__(self) -> "Stack":
-        self.override = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="echolab-bench-")
         lines = ["services:"]
         for service in [*self.services(), RULER]:
             # No healthcheck: its probe runs inside the server's container, so its CPU would
@@ -210,23 +203,16 @@ class Stack:
                 lines.append(f'    cpuset: "{self.server_cpus}"')
         if self.loadgen_cpus:
             lines += ["  loadgen:", f'    cpuset: "{self.loadgen_cpus}"']
-        self.override.write("\n".join(lines) + "\n")
-        self.override.flush()
+        self.override.write_text("\n".join(lines) + "\n")
         self.down()  # leftovers of an interrupted run
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         for name in self.connected:
             with contextlib.suppress(APIError):  # gone meanwhile: nothing to take off
                 engine().networks.get(self.network).disconnect(name)
         self.down()
-        assert self.override is not None
-        self.override.close()
+        self.override.unlink(missing_ok=True)
 
     def down(self) -> None:
         """Remove the stack; loadgen by name (``down`` leaves ``run -d`` containers)."""
