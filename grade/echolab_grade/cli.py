@@ -129,7 +129,7 @@ def run(submission: Submission, project: str, number: int) -> dict:
         target = Target.student(submission.name, submission.file, project, number)
     try:
         return grade(target)
-    except (OSError, subprocess.SubprocessError, DockerError) as exc:
+    except (OSError, DockerError) as exc:
         with contextlib.suppress(DockerError):  # no engine to remove it from
             target.remove()
         return not_graded(submission.name, f"the grader could not run it: {exc}")
