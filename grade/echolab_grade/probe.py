@@ -190,12 +190,12 @@ def idle() -> dict:
             sock.setblocking(False)
             sock.connect_ex((HOST, PORT))
             sockets.append(sock)
-            selector.register(sock, selectors.EVENT_WRITE, data=sock)
+            selector.register(sock, selectors.EVENT_WRITE)
         deadline = time.monotonic() + TIMEOUT
         while selector.get_map() and time.monotonic() < deadline:
             for key, _ in selector.select(deadline - time.monotonic()):
                 selector.unregister(key.fileobj)
-                connected += key.data.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                connected += key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
         held = f"{connected} of {count} idle connections made"
         try:
             took = timed_echo()
