@@ -14,10 +14,10 @@ scaled up when they are to run.
 """
 
 import json
-import subprocess
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from echolab_host import Compose
+
 STACK = "echolab"
 NETWORK = "lab"
 # Node labels that say where things run: servers on echolab.server nodes, the client and loadgen
@@ -68,17 +68,9 @@ class StackError(Exception):
     """compose.yaml has something this generator cannot carry over."""
 
 
-def compose_config(root=ROOT):
+def compose_config() -> dict[str, Any]:
     """compose.yaml with every profile, as ``docker compose config`` resolves it."""
-    out = subprocess.run(
-        ["docker", "compose", "--profile", "*", "config", "--format", "json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise StackError(f"docker compose config failed: {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    return Compose(profiles=["*"]).config()
 
 
 def generate(config, registry=None):

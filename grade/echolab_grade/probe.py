@@ -194,8 +194,10 @@ def idle() -> dict:
         deadline = time.monotonic() + TIMEOUT
         while selector.get_map() and time.monotonic() < deadline:
             for key, _ in selector.select(deadline - time.monotonic()):
-                selector.unregister(key.fileobj)
-                connected += key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                attempt = key.fileobj
+                assert isinstance(attempt, socket.socket)  # only sockets are registered
+                selector.unregister(attempt)
+                connected += attempt.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
         held = f"{connected} of {count} idle connections made"
         try:
             took = timed_echo()

@@ -3,8 +3,8 @@ long a loadgen run on the cluster may take."""
 
 import pytest
 from echolab_cluster.compare import median_round, render
+from echolab_cluster.errors import ClusterError
 from echolab_cluster.load import BENCH_SLACK_S, deadline
-from echolab_cluster.nodes import ClusterError
 
 
 def report(msgs_per_s, servers=("node1",), load=("node2",), p50=900):
