@@ -204,7 +204,11 @@ class Stack:
         if self.loadgen_cpus:
             lines += ["  loadgen:", f'    cpuset: "{self.loadgen_cpus}"']
         self.override.write_text("\n".join(lines) + "\n")
-        self.down()  # leftovers of an interrupted run
+        try:
+            self.down()  # leftovers of an interrupted run
+        except BaseException:  # no with block to leave: the file goes now
+            self.override.unlink()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

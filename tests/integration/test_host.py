@@ -4,6 +4,7 @@ from the tools that use it, never a traceback."""
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from echolab_host import engine
@@ -30,3 +31,4 @@ def test_no_engine_is_one_line_from_the_bench(tmp_path: Path) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     last = done.stderr.splitlines()[-1]
     assert last.startswith("bench: no Docker engine reachable: "), done.stderr
+    assert not Path(tempfile.gettempdir(), f"{argv[-1]}-override.yaml").exists(), "left behind"
