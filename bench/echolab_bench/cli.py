@@ -22,7 +22,7 @@ from echolab_common.record import decode, extend
 from echolab_server.variants import variant_names
 
 from . import machine
-from .docker import REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
+from .docker import ONE_LINE_ERRORS, REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
 from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
 from .output import refresh_results_block, render_chart, render_tables
 from .results import Cell, ClosedLoopResults, FirstResults, Machine, PlanRecord, Row
@@ -215,7 +215,7 @@ def bench(args: argparse.Namespace, plan: Plan, started: datetime) -> ClosedLoop
         for name, host, port in plan.extras:
             c = stack.attach(host)
             allowed = cores(stack.cpuset_of(c)) if c else None
-            targets.append(Target(name, "extra", host, port, 0, c and Cgroup(c), allowed))
+            targets.append(Target(name, "extra", host, port, 0, Cgroup(c) if c else None, allowed))
         facts = machine.facts(stack, next(iter(containers.values())), pinning, load_at_start)
         cells = rounds(stack, plan, targets, report_cell)
         rows = {
@@ -292,7 +292,7 @@ def run_command(
             refresh_only()
             return 0
         results = measure(started)
-    except BenchError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

@@ -6,7 +6,9 @@ Throughput means little without these, so they head the JSON and the Markdown.
 import os
 import platform
 
-from .docker import REPO, Stack, run
+from echolab_host import engine, exec_output
+
+from .docker import REPO, Stack
 from .results import MachineFacts
 
 # What each image's Python and its one third-party package report (run inside a container).
@@ -41,7 +43,7 @@ def base_image() -> str:
 
 def image_versions(container: str, package: str) -> tuple[str, str | None]:
     """(Python version, ``package``'s version or None) inside a running container."""
-    out = run(["docker", "exec", container, "python3", "-c", VERSION_PROBE, package]).split()
+    out = exec_output(container, ["python3", "-c", VERSION_PROBE, package]).split()
     return out[0], None if out[1] == "None" else out[1]
 
 
@@ -54,13 +56,13 @@ def facts(
     """Everything the reader needs to judge the figures; needs loadgen and one server running."""
     server_python, uvloop = image_versions(server_container, "uvloop")
     loadgen_python, ddsketch = image_versions(stack.loadgen_container, "ddsketch")
-    docker = run(["docker", "info", "--format", "{{.ServerVersion}} {{.Driver}}"]).split()
+    docker = engine().info()
     return MachineFacts(
         cpu=cpu_model(),
         cores=os.cpu_count(),
         kernel=platform.release(),
-        docker=docker[0],
-        storage_driver=docker[1],
+        docker=docker["ServerVersion"],
+        storage_driver=docker["Driver"],
         base_image=base_image(),
         server_python=server_python,
         loadgen_python=loadgen_python,

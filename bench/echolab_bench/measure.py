@@ -9,7 +9,6 @@ its rounds, with the min and max beside it.
 import json
 import shlex
 import statistics
-import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -17,7 +16,7 @@ from typing import TypeVar
 from echolab_common.record import Record, extend
 from echolab_loadgen.report import IdleReport, SustainedReport
 
-from .docker import BenchError, Cgroup, Stack, run
+from .docker import BenchError, Cgroup, Stack
 from .results import (
     BenchRun,
     BoundName,
@@ -77,8 +76,7 @@ class Target:
 
 def loadgen_report(stack: Stack, kind: type[R], *args: str, timeout: float) -> R:
     """One loadgen run in the bench's loadgen container; its report (exit 1 still has one)."""
-    out = run([*stack.loadgen, *args, "--json"], timeout=timeout, check=False)
-    lines = out.strip().splitlines()
+    lines = stack.loadgen(*args, "--json").output(timeout).strip().splitlines()
     return read_loadgen_line(kind, lines[-1] if lines else "", args)
 
 
@@ -284,13 +282,10 @@ def idle_costs(stack: Stack, plan: Plan, target: Target) -> IdleCosts:
             memory["0"] = IdleBaseline(idle_open=0, memory_bytes=target.cgroup.memory_bytes())
             continue
         args = ["--target", target.host, "--idle", str(level), "--hold", "3", "--timeout", "2"]
-        with subprocess.Popen(
-            [*stack.loadgen, *args, "--json"], stdout=subprocess.PIPE, text=True
-        ) as proc:
-            assert proc.stdout is not None  # stdout=PIPE
-            line = proc.stdout.readline()  # printed once the connections are open, then held
-            mem = target.cgroup.memory_bytes()
-            proc.wait(timeout=60)
+        proc = stack.loadgen(*args, "--json", stderr=True)
+        line = proc.readline(60)  # printed once the connections are open, then held
+        mem = target.cgroup.memory_bytes()
+        proc.output(60)
         held = read_loadgen_line(IdleReport, line, args) if line.strip() else None
         memory[str(level)] = IdleHeld(
             idle_open=held.idle_open if held else 0,

@@ -232,7 +232,7 @@ def run(check: str) -> dict:
 
 def main() -> int:
     """``probe CHECK`` runs one check; ``probe --serve`` runs each check named on stdin, one
-    line each, so the grader pays for one container and one exec per server, not per check."""
+    line each, so the grader pays for one container per server, not per check."""
     if sys.argv[1:] == ["--serve"]:
         for line in sys.stdin:
             print(json.dumps(run(line.strip())), flush=True)

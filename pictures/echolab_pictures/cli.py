@@ -17,8 +17,9 @@ from pathlib import Path
 
 from echolab_bench import machine
 from echolab_bench.cli import BUSY_LOAD, default_pinning
-from echolab_bench.docker import REPO, BenchError, Cgroup, Stack, run
+from echolab_bench.docker import ONE_LINE_ERRORS, REPO, BenchError, Cgroup, Stack
 from echolab_common.cli import Parser, number, positive, seconds
+from echolab_host import engine, run
 from echolab_server.variants import registry
 
 from . import runs
@@ -85,7 +86,7 @@ def say(text):
 
 def commit():
     """HEAD's short hash, marked when the tree differs from it (the pictures themselves aside)."""
-    head = run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"]).strip()
+    head = run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"]).stdout.strip()
     changed = run(
         [
             *("git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"),
@@ -93,7 +94,7 @@ def commit():
             ".",
             ":!docs/pictures",
         ]
-    ).strip()
+    ).stdout.strip()
     return f"{head}+uncommitted changes" if changed else head
 
 
@@ -118,7 +119,7 @@ def run_facts(head, started, load_at_start):
         "cpu": machine.cpu_model(),
         "cores": cores,
         "kernel": platform.release(),
-        "docker": run(["docker", "info", "--format", "{{.ServerVersion}}"]).strip(),
+        "docker": engine().info()["ServerVersion"],
         "base_image": machine.base_image(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": load_at_end,
@@ -252,7 +253,7 @@ def main(argv=None):
     clock = time.monotonic()
     try:
         redraw(args.out, args.only) if args.redraw else measure(args)
-    except BenchError as error:
+    except ONE_LINE_ERRORS as error:
         print(f"pictures: {error}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

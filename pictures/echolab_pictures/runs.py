@@ -12,12 +12,12 @@ the first client holds on), never a wait for readiness.
 import contextlib
 import json
 import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from echolab_bench.docker import BenchError, run
+from echolab_bench.docker import BenchError
 from echolab_bench.measure import loadgen_report
+from echolab_host import DockerError, Exec, exec_output
 from echolab_loadgen.experiment import read_echo
 from echolab_loadgen.report import ExperimentReport, SustainedReport
 from echolab_server.settings import Settings
@@ -153,28 +153,27 @@ def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OP
     procs, pids, opened, failures = [], [], 0, []
     try:
         for share in filter(None, shares):
-            argv = ["docker", "exec", stack.loadgen_container, "sh", "-c"]
-            argv += ['echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
+            argv = ["sh", "-c", 'echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
             argv += ["--target", host, "--idle", str(share), "--hold", f"{hold_s:g}"]
             argv += ["--timeout", f"{TIMEOUT_S:g}"]
-            procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+            procs.append(Exec(stack.loadgen_container, argv, stderr=True))
         for proc in procs:
-            pids.append(proc.stdout.readline().strip())
-            line = proc.stdout.readline()  # printed once its connections are open, then held
+            pids.append(proc.readline(TIMEOUT_S).strip())
+            # Printed once its connections are open, then held.
+            line = proc.readline(IDLE_HOLD_MAX_S)
             held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "none"}
             opened += held["idle_open"]
             failures += filter(None, [held["idle_failure"]])
         yield opened, failures[0] if failures else None
     finally:
         for proc, pid in zip(procs, pids, strict=False):
-            if proc.poll() is None and pid.isdigit():  # the image has kill as sh's builtin only
+            if proc.state()["Running"] and pid.isdigit():  # the image has kill as sh's builtin only
                 interrupt = ["sh", "-c", 'kill -INT "$1"', "kill", pid]
-                run(["docker", "exec", stack.loadgen_container, *interrupt], check=False)
+                exec_output(stack.loadgen_container, interrupt, check=False)
         for proc in procs:
             try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.output(60)
+            except DockerError:
                 raise BenchError(f"an idle opener to {host} did not end when told to") from None
 
 

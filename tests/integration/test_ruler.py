@@ -10,63 +10,55 @@ import contextlib
 import json
 import socket
 import struct
-import subprocess
 import threading
-import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
 import pytest
-
-from .lab import ROOT
+from docker.models.containers import Container
+from echolab_common.wait import Timeout, until
+from echolab_host import Compose, engine
 
 DEADLINE = 30.0  # seconds for the container to answer /health
 
 
-def docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+def host_port(container: Container, port: str) -> int:
+    """Where the host reaches a published port of the container (ephemeral, on 127.0.0.1)."""
+    container.reload()
+    return int(container.ports[port][0]["HostPort"])
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
-def ruler():
-    subprocess.run(
-        ["docker", "compose", "--profile", "ruler", "build", "--quiet", "ruler"],
-        cwd=ROOT,
-        check=True,
-        timeout=1800,
-    )
-    image = json.loads(
-        subprocess.run(
-            ["docker", "compose", "--profile", "ruler", "config", "--format", "json"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["services"]["ruler"]["image"]
-    name = f"echolab-test-ruler-{uuid.uuid4().hex[:8]}"
-    docker(
-        *("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL"),
-        *("-p", "127.0.0.1::12345", "-p", "127.0.0.1::8080", image),
+def ruler() -> Iterator[tuple[Container, int, int]]:
+    compose = Compose(profiles=("ruler",))
+    compose.run("build", "--quiet", "ruler", timeout=1800)
+    image = compose.config()["services"]["ruler"]["image"]
+    container = engine().containers.run(
+        image,
+        detach=True,
+        name=f"echolab-test-ruler-{uuid.uuid4().hex[:8]}",
+        read_only=True,
+        cap_drop=["ALL"],
+        ports={"12345/tcp": ("127.0.0.1",), "8080/tcp": ("127.0.0.1",)},
     )
     try:
-        echo = int(docker("port", name, "12345/tcp").rsplit(":", 1)[1])
-        stats = int(docker("port", name, "8080/tcp").rsplit(":", 1)[1])
-        end = time.monotonic() + DEADLINE
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{stats}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > end:
-                    pytest.fail(f"the ruler did not answer /health within {DEADLINE:.0f} s")
-                time.sleep(0.1)
-        yield name, echo, stats
+        echo, stats = host_port(container, "12345/tcp"), host_port(container, "8080/tcp")
+        try:
+            until(lambda: healthy(stats), "the ruler answering /health", DEADLINE, interval=0.1)
+        except Timeout as exc:
+            pytest.fail(str(exc))
+        yield container, echo, stats
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+        container.remove(force=True)
 
 
 def read_stats(port: int) -> dict:
@@ -108,10 +100,12 @@ def test_a_client_that_resets_costs_only_its_own_connection(ruler) -> None:
             rude.close()
         other.sendall(b"still here")
         assert receive(other, 10) == b"still here"
-    end = time.monotonic() + DEADLINE
-    while read_stats(stats)["connections_current"] != 0:
-        assert time.monotonic() < end, "reset connections were never closed"
-        time.sleep(0.05)
+    until(
+        lambda: read_stats(stats)["connections_current"] == 0,
+        "the reset connections closed",
+        DEADLINE,
+        interval=0.05,
+    )
 
 
 def test_it_counts_every_message_and_byte(ruler) -> None:
@@ -148,9 +142,10 @@ def test_silent_stats_clients_are_closed_and_stats_answer_again(ruler) -> None:
 
 # Last: it stops the module's ruler.
 def test_sigterm_ends_it_with_the_tutorials_total(ruler) -> None:
-    name, _, stats = ruler
+    container, _, stats = ruler
     total = read_stats(stats)["messages"]
-    docker("stop", "--time", "5", name)
-    assert docker("inspect", "--format", "{{.State.ExitCode}}", name) == "0"
-    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+    container.stop(timeout=5)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0
+    logs = container.logs(stderr=False).decode()
     assert logs.splitlines()[-1] == f"Total messages received: {total}"
