@@ -21,10 +21,11 @@ from types import TracebackType
 from typing import Any
 
 from docker.errors import NotFound
+from echolab_host import speaking
 from echolab_loadgen.merge import MergedReport, last_json, merge
 
 from . import stack
-from .errors import ClusterError, step
+from .errors import ClusterError
 from .load import bench, deadline
 from .nodes import Cluster
 
@@ -40,7 +41,7 @@ LAYOUT = {"node1": [stack.SERVER_LABEL], "node2": [stack.LOAD_LABEL], "node3": [
 def on_a_bridge(cluster: Cluster, load: Load) -> MergedReport:
     """One loadgen run against the bridge server (``BridgeLab``), as a merged report."""
     args = ["--target", BRIDGE_SERVER, "--wait", str(stack.TOOL_WAIT_S), "--json", *load]
-    with step(f"loadgen on {BRIDGE_NODE}'s bridge"):
+    with speaking(f"loadgen on {BRIDGE_NODE}'s bridge"):
         out = cluster.hosts.engine(BRIDGE_NODE, deadline(load)).containers.run(
             f"echolab-loadgen:{cluster.tag}", args, network=BRIDGE_NETWORK, remove=True
         )
@@ -101,7 +102,7 @@ class BridgeLab:
 
     def __enter__(self) -> "BridgeLab":
         server = self.config["services"][TARGET]
-        with step(f"server {BRIDGE_SERVER} on {BRIDGE_NODE}"):
+        with speaking(f"server {BRIDGE_SERVER} on {BRIDGE_NODE}"):
             self.engine.networks.create(BRIDGE_NETWORK)
             self.engine.containers.run(
                 server["image"],
@@ -120,7 +121,7 @@ class BridgeLab:
         trace: TracebackType | None,
     ) -> None:
         """Remove the server and its network, whichever of them were made."""
-        with step(f"removing {BRIDGE_SERVER} from {BRIDGE_NODE}"):
+        with speaking(f"removing {BRIDGE_SERVER} from {BRIDGE_NODE}"):
             with suppress(NotFound):
                 self.engine.containers.get(BRIDGE_SERVER).remove(force=True)
             for network in self.engine.networks.list(names=[BRIDGE_NETWORK]):

@@ -1,22 +1,7 @@
-"""The cluster's one error for the user, and the one place an SDK failure becomes it."""
+"""The cluster's one error for the user (an SDK failure is echolab_host's DockerError)."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import requests
-from docker.errors import DockerException
-from echolab_host import DockerError, one_line
+from echolab_host import DockerError
 
 
 class ClusterError(DockerError):
     """A step failed; the message is one line for the user."""
-
-
-@contextmanager
-def step(what: str) -> Iterator[None]:
-    """Run an SDK call: a refusal, or an engine that does not answer, as ClusterError naming
-    ``what`` (the SDK lets requests' connection errors through unwrapped)."""
-    try:
-        yield
-    except (DockerException, requests.RequestException) as exc:
-        raise ClusterError(f"{what}: {one_line(exc)}") from None

@@ -16,13 +16,13 @@ from typing import Any
 import docker
 from docker.types import Mount
 from echolab_common.wait import until
-from echolab_host import DockerError, engine, remote
+from echolab_host import DockerError, engine, remote, speaking
 from echolab_host import run as docker_cli
 from echolab_host.compose import ROOT
 
 from . import records
 from . import registry as registries
-from .errors import ClusterError, step
+from .errors import ClusterError
 
 Log = Callable[[str], None]
 
@@ -61,14 +61,14 @@ class Hosts:
 
     def nodes(self) -> list[str]:
         """The nodes (node1...) of this cluster, running or not, node1 first."""
-        with step(f"listing the nodes of {self.name}"):
+        with speaking(f"listing the nodes of {self.name}"):
             found = engine().containers.list(all=True, filters={"label": self.label})
         names = [c.name.removeprefix(f"{self.prefix}-") for c in found if c.name]
         return sorted(names, key=records.node_number)
 
     def address(self, node: str) -> str:
         """The address of ``node`` (node1...) on the cluster's own network."""
-        with step(f"inspecting {node} of {self.name}"):
+        with speaking(f"inspecting {node} of {self.name}"):
             attrs = engine().containers.get(f"{self.prefix}-{node}").attrs
         return records.address_on(attrs, self.prefix)
 
@@ -85,7 +85,7 @@ class Hosts:
         environment, else ``.env``, else its default), so the nodes and the lab never differ."""
         base = config["x-build"]["args"]["BASE_IMAGE"]
         log(f"echolab-cluster: node image {NODE_IMAGE}:{self.tag} (from {base})")
-        with step(f"building {NODE_IMAGE}:{self.tag}"):
+        with speaking(f"building {NODE_IMAGE}:{self.tag}"):
             engine().images.build(
                 path=str(ROOT / "cluster"),
                 tag=f"{NODE_IMAGE}:{self.tag}",
@@ -100,7 +100,7 @@ class Hosts:
         insecure-registries on a real host)."""
         labels = {LABEL: self.name}
         trust = [f"--insecure-registry={registry}"] if registry else []
-        with step(f"starting the nodes of {self.name}"):
+        with speaking(f"starting the nodes of {self.name}"):
             engine().networks.create(self.prefix, labels=labels)
             for i in range(1, count + 1):
                 name = self.container(i)
@@ -124,7 +124,7 @@ class Hosts:
     def wait_engine(self, node: str) -> None:
         def answers() -> bool:
             try:
-                with step(f"the engine in {node}"):
+                with speaking(f"the engine in {node}"):
                     return bool(self.engine(node).ping())
             except DockerError:  # refused, or no address yet
                 return False
@@ -144,7 +144,7 @@ class Hosts:
                 f"registry {registry}: the nodes reach the lab's registry by a name on their "
                 "network, say REGISTRY=registry:5000"
             )
-        with step(f"connecting the registry to {self.prefix}"):
+        with speaking(f"connecting the registry to {self.prefix}"):
             engine().networks.get(self.prefix).connect(container, aliases=[host])
         log(f"echolab-cluster: the lab's registry joins the nodes as {registry}")
 
@@ -152,7 +152,7 @@ class Hosts:
         """Where the host reaches the registry the nodes know as ``registry``: its address on
         the nodes' network, and the port the nodes use."""
         host, port = registries.split(registry)
-        with step(f"inspecting {self.prefix}"):
+        with speaking(f"inspecting {self.prefix}"):
             attrs = engine().networks.get(self.prefix).attrs
         address = records.guest_address(attrs, self.prefix)
         if address is None:
@@ -184,17 +184,17 @@ class Hosts:
                     job.result()
 
     def load_into(self, node: str, tar: str) -> None:
-        with open(tar, "rb") as data, step(f"loading images into {node}"):
+        with open(tar, "rb") as data, speaking(f"loading images into {node}"):
             self.engine(node, IMAGES_S).images.load(data)
 
     def stop(self, node: str) -> None:
         """Stop a node's container: its engine ends its containers and leaves the swarm."""
-        with step(f"stopping {node}"):
+        with speaking(f"stopping {node}"):
             engine().containers.get(f"{self.prefix}-{node}").stop(timeout=20)
 
     def start_again(self, node: str) -> None:
         """Start a stopped node and wait until its engine answers."""
-        with step(f"starting {node}"):
+        with speaking(f"starting {node}"):
             engine().containers.get(f"{self.prefix}-{node}").start()
         self.wait_engine(node)
 
@@ -202,7 +202,7 @@ class Hosts:
         """Remove this cluster's node containers, their volumes and its network (a guest on the
         network, the lab's registry, leaves it and keeps running); how many nodes there were."""
         host = engine()
-        with step(f"removing cluster {self.name}"):
+        with speaking(f"removing cluster {self.name}"):
             nodes = host.containers.list(all=True, filters={"label": self.label})
             for node in nodes:
                 node.remove(force=True, v=True)

@@ -11,9 +11,9 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from echolab_host import Compose, engine
+from echolab_host import Compose, engine, speaking
 
-from .errors import ClusterError, step
+from .errors import ClusterError
 
 ANSWER_S = 5  # a registry that accepts no connection within this is not there
 # What a manifest request accepts: a Docker 20.10 engine pushes schema 2 manifests.
@@ -57,7 +57,7 @@ def push(
     pushed = {}
     for image in images:
         target = f"{registry}/{image}:{tag}"
-        with step(f"pushing {target}"):
+        with speaking(f"pushing {target}"):
             engine().images.get(f"{image}:{tag}").tag(f"{registry}/{image}", tag)
             progress = engine().api.push(f"{registry}/{image}", tag, stream=True, decode=True)
             pushed[image] = pushed_digest(progress, target)

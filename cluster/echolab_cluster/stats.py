@@ -4,11 +4,11 @@ port (as ``curl host:port/stats`` on real hosts), and as a program inside the sw
 from typing import Any
 
 from echolab_common.wait import until
+from echolab_host import speaking
 from echolab_loadgen.merge import last_json
 from echolab_loadgen.stats import StatsUnavailable, fetch_stats
 
 from . import stack
-from .errors import step
 from .hosts import Hosts
 from .swarm import SERVICE_DEADLINE_S, Swarm
 
@@ -66,7 +66,7 @@ class ClusterStats:
     def inside(self, name: str) -> dict[str, Any]:
         """Every replica's /stats as a program inside the swarm sees them: ``tasks.<name>``
         resolved on the overlay network, read by a one-shot container (no published port)."""
-        with step(f"reading tasks.{name} from the overlay"):
+        with speaking(f"reading tasks.{name} from the overlay"):
             out = self.swarm.manager.containers.run(
                 f"echolab-loadgen:{self.hosts.tag}",
                 ["-m", "echolab_loadgen.stats", f"tasks.{name}"],

@@ -12,9 +12,10 @@ import docker
 from docker.models.services import Service
 from echolab_common.wait import until
 from echolab_host import run as docker_cli
+from echolab_host import speaking
 
 from . import records, stack
-from .errors import ClusterError, step
+from .errors import ClusterError
 from .hosts import Hosts, Log
 from .records import Node, ServiceReplicas, SwarmTask, Task
 
@@ -43,7 +44,7 @@ class Swarm:
         """node1 initialises the swarm, the others join; node1..node``servers`` get the server
         role, the rest the load role (a lone node both)."""
         address = self.hosts.address(MANAGER)
-        with step("forming the swarm"):
+        with speaking("forming the swarm"):
             self.manager.swarm.init(advertise_addr=address)
             self.manager.swarm.reload()
             token = self.manager.swarm.attrs["JoinTokens"]["Worker"]
@@ -61,7 +62,7 @@ class Swarm:
         log(f"echolab-cluster: swarm of {count}; servers on node1..node{servers}")
 
     def nodes(self) -> list[Node]:
-        with step("listing the swarm's nodes"):
+        with speaking("listing the swarm's nodes"):
             return [records.node(n.attrs) for n in self.manager.nodes.list()]
 
     def ready_nodes(self) -> list[str]:
@@ -79,7 +80,7 @@ class Swarm:
 
     def set_roles(self, hostname: str, roles: Iterable[str]) -> None:
         """Label ``hostname`` for servers, load or both (``stack.SERVER_LABEL``, ``LOAD_LABEL``)."""
-        with step(f"labelling {hostname}"):
+        with speaking(f"labelling {hostname}"):
             for node in self.manager.nodes.list():
                 if node.attrs["Description"]["Hostname"] == hostname:
                     spec = dict(node.attrs["Spec"])
@@ -111,14 +112,14 @@ class Swarm:
         return f"{stack.STACK}_{name}"
 
     def _service(self, name: str) -> Service:
-        with step(f"service {self.service(name)}"):
+        with speaking(f"service {self.service(name)}"):
             return self.manager.services.get(self.service(name))
 
     def _update(self, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         """Write ``change(spec)`` as service ``name``'s spec, at the version it was read at."""
         service = self._service(name)
         spec = change(service.attrs["Spec"])
-        with step(f"updating {self.service(name)}"):
+        with speaking(f"updating {self.service(name)}"):
             self.manager.api.update_service(
                 service.id,
                 service.version,
@@ -133,7 +134,7 @@ class Swarm:
 
     def all_replicas(self) -> dict[str, tuple[int, int]]:
         """{service: (running, wanted)} of the stack, from one listing."""
-        with step("listing the services"):
+        with speaking("listing the services"):
             listed = self.manager.services.list(status=True)
         counts: list[ServiceReplicas] = [records.service_replicas(s.attrs) for s in listed]
         return {count.name: (count.running, count.wanted) for count in counts}
@@ -187,7 +188,7 @@ class Swarm:
 
     def tasks(self, name: str, filters: Mapping[str, str] | None = None) -> list[SwarmTask]:
         """The tasks of service ``name`` (``filters`` as the Engine API's task filters)."""
-        with step(f"listing the tasks of {self.service(name)}"):
+        with speaking(f"listing the tasks of {self.service(name)}"):
             found = self.manager.api.tasks(
                 filters={"service": self.service(name), **(filters or {})}
             )
@@ -235,7 +236,7 @@ class Swarm:
 
     def ended(self, ids: set[str]) -> list[Task]:
         """The tasks ``ids``, with what they printed, once every one has ended; else none."""
-        with step("inspecting tasks"):
+        with speaking("inspecting tasks"):
             listed = self.manager.api.tasks(filters={"id": sorted(ids)})
         found = [records.task(attrs) for attrs in listed]
         gone = set(ids) - {task.id for task in found}
@@ -260,7 +261,7 @@ class Swarm:
         reason as stderr when it made no container."""
         if not (node and task.container_id):
             return "", task.error
-        with step(f"the output of task {task.id} on {node}"):
+        with speaking(f"the output of task {task.id} on {node}"):
             logs = self.hosts.engine(node).containers.get(task.container_id).logs
             stdout, stderr = logs(stdout=True, stderr=False), logs(stdout=False, stderr=True)
         return stdout.decode(errors="replace"), stderr.decode(errors="replace")
