@@ -30,6 +30,7 @@ from abc import abstractmethod
 from collections import deque
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import RLock, Semaphore
 
 from .counters import MessageCounter, Traffic
 from .log import Log
@@ -64,7 +65,7 @@ class SharedCounts:
 class RelayedLog(Log):
     """A worker's log: each line goes to the parent as one message, under the shared lock."""
 
-    def __init__(self, pipe: Connection, lock, *, quiet: bool) -> None:
+    def __init__(self, pipe: Connection, lock: RLock, *, quiet: bool) -> None:
         super().__init__(quiet=quiet)
         self._pipe = pipe
         self._shared_lock = lock
@@ -75,7 +76,12 @@ class RelayedLog(Log):
 
 
 def run_worker(
-    worker_class: type, settings: Settings, shared: SharedCounts, slot: int, log_pipe, listening
+    worker_class: type,
+    settings: Settings,
+    shared: SharedCounts,
+    slot: int,
+    log_pipe: Connection,
+    listening: Semaphore,
 ) -> None:
     """A worker process's life: build ``worker_class`` in ``slot``, say it is listening, serve
     until SIGTERM, then close every connection, without a word of its own."""
