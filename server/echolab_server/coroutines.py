@@ -34,6 +34,7 @@ import contextlib
 import signal
 import socket
 from abc import abstractmethod
+from typing import Any
 
 from .server import EchoServer, ShutdownRequested
 
@@ -49,7 +50,7 @@ class CoroutineServer(EchoServer):
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """The event loop this variant teaches."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._runner = asyncio.Runner(loop_factory=self.new_event_loop)
         # For other threads (stop, unsent_bytes); code the loop runs asks get_running_loop().
