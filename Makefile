@@ -94,9 +94,10 @@ images-load: ## load IMAGES_FILE (from make images-save) here, and name its base
 test-class: build venv ## grade a class of 30, half of it hostile (tests/classroom), ~6 min once built
 	$(WITH_BASE) .venv/bin/pytest tests/classroom $(ARGS)
 
-lint: venv ## ruff check and format check
+lint: venv ## ruff check and format check; mypy over every package (pyproject.toml's [tool.mypy])
 	.venv/bin/ruff check $(LINTED)
 	.venv/bin/ruff format --check $(LINTED)
+	.venv/bin/mypy
 
 clean: ## remove containers, echolab images, Prometheus's and the registry's data, .venv, caches
 	-$(COMPOSE) $(ALL_PROFILES) down --remove-orphans --volumes

@@ -12,7 +12,6 @@ Exit codes: 0 all echoes exact, 1 any mismatch or failed connection,
 """
 
 import argparse
-import math
 import os
 import socket
 import sys
@@ -20,14 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from echolab_common.cli import Parser
+from echolab_common.cli import Parser, positive, seconds, seconds_or_zero
+from echolab_common.cli import port as parse_port
 from echolab_common.wait import accepting
 
 DEFAULT_HOST = "server-poll"
 DEFAULT_PORT = 12345
 DEFAULT_MESSAGE = "Hello, world"
 DEFAULT_TIMEOUT = 5.0
-MAX_TIMEOUT = 7 * 24 * 3600  # a week
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -100,7 +99,8 @@ def connect(host: str, port: int, timeout: float, turn: int = 0) -> socket.socke
             failure = exc
     if isinstance(failure, TimeoutError):
         raise EchoError(f"connect to {host}:{port} timed out after {timeout:g}s")
-    raise failure  # type: ignore[misc]  (getaddrinfo never answers with no address)
+    assert failure is not None  # getaddrinfo never answers with no address
+    raise failure
 
 
 def echo_once(host: str, port: int, message: bytes, timeout: float, turn: int = 0) -> bytes:
@@ -167,46 +167,6 @@ def run(
     return summary
 
 
-def _whole_number(low: int, high: int, wanted: str):
-    """argparse type: a whole number from ``low`` to ``high``; ``wanted`` words the error."""
-
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-        return value
-
-    return convert
-
-
-_port = _whole_number(1, 65535, "an integer from 1 to 65535")  # a port a client can connect to
-_positive_int = _whole_number(1, sys.maxsize, "a positive integer")  # a repeat count
-
-
-def _seconds(words: str, allowed):
-    """argparse type: a finite number of seconds that ``allowed`` accepts (``words`` say which)."""
-
-    def convert(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and allowed(value)):
-            raise argparse.ArgumentTypeError(f"must be a number of seconds {words}, got {text!r}")
-        return value
-
-    return convert
-
-
-# A timeout of zero would make the socket non-blocking; a wait of zero means "do not wait".
-# Both are capped at MAX_TIMEOUT: socket timeouts overflow a little past 24 days, with a traceback.
-_positive_seconds = _seconds(f"above 0 and at most {MAX_TIMEOUT}", lambda v: 0 < v <= MAX_TIMEOUT)
-_wait_seconds = _seconds(f"from 0 to {MAX_TIMEOUT}", lambda v: 0 <= v <= MAX_TIMEOUT)
-
-
 def _non_empty(text: str) -> str:
     """argparse type: an empty host or message cannot be sent or echoed."""
     if not text:
@@ -230,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=parse_port,
         help=f"server TCP port (default: $ECHOLAB_PORT, else {DEFAULT_PORT})",
     )
     parser.add_argument(
@@ -241,21 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive(int),
         default=1,
         metavar="N",
         help="number of messages, one connection each, one after another (default: 1)",
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="limit for each connect and each receive (default: %(default)g)",
     )
     parser.add_argument(
         "--wait",
-        type=_wait_seconds,
+        type=seconds_or_zero,
         default=os.environ.get("ECHOLAB_WAIT", "0"),
         metavar="SECONDS",
         help="wait this long for the server to accept connections before the first message "
@@ -277,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port
     if port is None:
         try:
-            port = _port(os.environ.get("ECHOLAB_PORT") or str(DEFAULT_PORT))
+            port = parse_port(os.environ.get("ECHOLAB_PORT") or str(DEFAULT_PORT))
         except argparse.ArgumentTypeError as exc:
             parser.error(f"environment variable ECHOLAB_PORT: {exc}")
     # os.fsencode gives back the exact bytes typed, even ones that are not valid UTF-8.

@@ -12,26 +12,30 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from echolab_common.cli import Parser, number, positive, seconds
+from echolab_common.record import decode, extend
 from echolab_server.variants import variant_names
 
 from . import machine
-from .docker import REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
+from .docker import ONE_LINE_ERRORS, REPO, RULER, BenchError, Cgroup, Stack, cores, cpu_list
 from .measure import IDLE_CAP, IDLE_LEVELS, LOADS, Plan, Target, idle_costs, rounds
 from .output import refresh_results_block, render_chart, render_tables
+from .results import Cell, ClosedLoopResults, FirstResults, Machine, PlanRecord, Row
 
 PROJECT = "echolab-bench"
 C_ROW = "c-epoll"  # the C ruler's row name in every table and chart
 BUSY_LOAD = 1.0  # a 1-minute load average above this at the start: not a clean run
 BENCH_PAGE = REPO / "docs/bench.md"  # the lab manual's bench page holds the generated block
 PICTURES = REPO / "docs/pictures/bench"  # the chart it shows, copied from bench/results
+T = TypeVar("T")
 
 
-def parse_extra(text):
+def parse_extra(text: str) -> tuple[str, str, int]:
     name, sep, address = text.partition("=")
     host, colon, port = address.rpartition(":")
     if not (sep and colon and name and host and port.isdigit()):
@@ -39,7 +43,7 @@ def parse_extra(text):
     return name, host, int(port)
 
 
-def cpuset(text):
+def cpuset(text: str) -> str:
     try:
         if cpu_list(text):
             return text
@@ -48,7 +52,7 @@ def cpuset(text):
     raise argparse.ArgumentTypeError(f"expected CPU numbers like 0, 0-1 or 0,2: {text!r}")
 
 
-def default_pinning(cores):
+def default_pinning(cores: int) -> tuple[str | None, str | None]:
     """Disjoint halves of the host's CPUs, the server's first: one each on 2 cores."""
     if cores < 2:
         return None, None
@@ -58,7 +62,7 @@ def default_pinning(cores):
     return server, loadgen
 
 
-def build_parser():
+def build_parser() -> Parser:
     server_cpus, loadgen_cpus = default_pinning(os.cpu_count() or 1)
     p = Parser(prog="bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", help="comma-separated variant names (default: every variant)")
@@ -127,10 +131,11 @@ def start_targets(
     c_ruler: bool,
     server_cpus: str | None,
     c_generator: bool = False,
-) -> list[Target]:
+) -> tuple[list[Target], str]:
     """Build and start what a bench measures: loadgen (and the C generator, if asked), every
-    variant's server and the C ruler. Returns their rows, the variants' in ``variants`` order,
-    then C's: the ruler is measured like a variant, stats and cgroup included."""
+    variant's server and the C ruler. Returns their rows, the variants' in ``variants`` order
+    then C's (the ruler is measured like a variant, stats and cgroup included), and the first
+    variant's container (for the machine's facts)."""
     services = stack.services()
     missing = [v for v in variants if f"server-{v}" not in services]
     if missing:
@@ -148,10 +153,10 @@ def start_targets(
     if c_ruler:
         ruler = stack.start_ruler()
         targets.append(Target(C_ROW, "ruler", RULER, 12345, 8080, Cgroup(ruler), server_cores))
-    return targets
+    return targets, next(iter(containers.values()))
 
 
-def make_plan(args):
+def make_plan(args: argparse.Namespace) -> Plan:
     known = tuple(variant_names())
     wanted = tuple(args.variants.split(",")) if args.variants else known
     unknown = [v for v in wanted if v not in known]
@@ -177,24 +182,24 @@ def make_plan(args):
     )
 
 
-def minutes_or_seconds(duration):
+def minutes_or_seconds(duration: float) -> str:
     return f"{duration:.0f} s" if duration < 120 else f"{duration / 60:.0f} min"
 
 
-def say(text):
+def say(text: str) -> None:
     print(f"bench: {text}", flush=True)
 
 
-def report_cell(name, load, cell):
-    digits = 1 if cell["unit"] == "mib_per_s" else 0
-    unit = "MiB/s" if cell["unit"] == "mib_per_s" else "msgs/s"
+def report_cell(name: str, load: tuple[int, int], cell: Cell) -> None:
+    digits = 1 if cell.unit == "mib_per_s" else 0
+    unit = "MiB/s" if cell.unit == "mib_per_s" else "msgs/s"
     say(
-        f"{name:>10} {load[0]:>3} x {load[1]:>5} B  {cell['median']:>10,.{digits}f} {unit} "
-        f"[{cell['min']:,.{digits}f} - {cell['max']:,.{digits}f}]  {cell['bound']}-bound"
+        f"{name:>10} {load[0]:>3} x {load[1]:>5} B  {cell.median:>10,.{digits}f} {unit} "
+        f"[{cell.min:,.{digits}f} - {cell.max:,.{digits}f}]  {cell.bound}-bound"
     )
 
 
-def bench(args, plan, started):
+def bench(args: argparse.Namespace, plan: Plan, started: datetime) -> ClosedLoopResults:
     pinning = (None, None) if args.no_pin else (args.server_cpus, args.loadgen_cpus)
     load_at_start = machine.load_average()
     if load_at_start[0] > BUSY_LOAD:
@@ -202,75 +207,78 @@ def bench(args, plan, started):
             f"warning: load average {load_at_start[0]:.1f} at the start: something else is "
             "running, so these figures will not be clean (the results' header says so too)"
         )
-    results = {
-        "started": started.isoformat(timespec="seconds"),
-        "plan": {
-            "loads": plan.loads,
-            "duration_s": plan.duration,
-            "rounds": plan.rounds,
-            "warmup_s": plan.warmup,
-            "procs": plan.procs,
-            "work_delay_s": plan.work_delay,
-            "server_cpus": pinning[0],
-            "loadgen_cpus": pinning[1],
-        },
-    }
+    kept = PlanRecord(
+        loads=plan.loads,
+        duration_s=plan.duration,
+        rounds=plan.rounds,
+        warmup_s=plan.warmup,
+        procs=plan.procs,
+        work_delay_s=plan.work_delay,
+        server_cpus=pinning[0],
+        loadgen_cpus=pinning[1],
+    )
     say(
         f"{len(plan.variants)} variants + {plan.rows() - len(plan.variants)} other servers, "
         f"{len(plan.loads)} loads x {plan.rounds} rounds x {plan.duration:g} s: about "
         f"{minutes_or_seconds(plan.estimate_s())} after the image build"
     )
     with Stack(args.project, plan.work_delay, *pinning) as stack:
-        targets = start_targets(stack, plan.variants, plan.c_ruler, pinning[0])
+        targets, server = start_targets(stack, plan.variants, plan.c_ruler, pinning[0])
         for name, host, port in plan.extras:
             c = stack.attach(host)
             allowed = cores(stack.cpuset_of(c)) if c else None
-            targets.append(Target(name, "extra", host, port, 0, c and Cgroup(c), allowed))
-        results["machine"] = machine.facts(
-            stack, targets[0].cgroup.container, pinning, load_at_start
-        )
+            targets.append(Target(name, "extra", host, port, 0, Cgroup(c) if c else None, allowed))
+        facts = machine.facts(stack, server, pinning, load_at_start)
         cells = rounds(stack, plan, targets, report_cell)
         rows = {
-            t.name: {"kind": t.kind, "address": f"{t.host}:{t.port}", "loads": cells[t.name]}
+            t.name: Row(kind=t.kind, address=f"{t.host}:{t.port}", loads=cells[t.name])
             for t in targets
         }
         if plan.idle_levels:
             for target in targets[: len(plan.variants)]:
                 say(f"idle connections: {target.name}")
-                rows[target.name]["idle"] = idle_costs(stack, plan, target)
-    results["rows"] = rows
-    results["machine"]["load_average_at_end"] = machine.load_average()
-    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return results
+                rows[target.name].idle = idle_costs(stack, plan, target)
+    return ClosedLoopResults(
+        started=started.isoformat(timespec="seconds"),
+        plan=kept,
+        machine=extend(Machine, facts, load_average_at_end=machine.load_average()),
+        rows=rows,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
-def write(out_dir, started, results):
+def write(out_dir: Path, started: datetime, results: ClosedLoopResults) -> tuple[Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / started.strftime("%Y%m%dT%H%M%SZ")
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(results.to_json(), indent=1) + "\n")
     tables = render_tables(results)
     stem.with_suffix(".md").write_text(tables)
     render_chart(results, stem)
     return stem, tables
 
 
-def load_results(path):
-    """A stored run's JSON, or a one-line error."""
+def load_results(path: Path, kind: Any) -> Any:
+    """A stored run read as ``kind`` (a results type, or a union of them), or a one-line error."""
     try:
-        return json.loads(path.read_text())
+        return decode(kind, json.loads(path.read_text()))
     except (OSError, ValueError) as error:
         raise BenchError(f"cannot read {path}: {error}") from None
 
 
-def readme_only(path):
-    results = load_results(path)
+def readme_only(path: Path) -> None:
+    results: ClosedLoopResults | FirstResults = load_results(path, ClosedLoopResults | FirstResults)
+    if isinstance(results, FirstResults):
+        raise BenchError(
+            f"{path.name} is in the bench's first format (2026-11-25: no rounds, bounds or "
+            "spread), which has no tables here"
+        )
     if not refresh_results_block(BENCH_PAGE, results, path.stem):
         raise BenchError(f"{BENCH_PAGE} has no generated block to replace")
     copy_charts(path)
     say(f"{BENCH_PAGE.relative_to(REPO)}: the results block now shows {path.name}")
 
 
-def copy_charts(path):
+def copy_charts(path: Path) -> None:
     """A stored run's chart, copied where the docs site serves it (docs/pictures/bench)."""
     PICTURES.mkdir(parents=True, exist_ok=True)
     for chart in (path.with_suffix(".png"), path.with_suffix(".svg")):
@@ -278,7 +286,12 @@ def copy_charts(path):
             shutil.copyfile(chart, PICTURES / chart.name)
 
 
-def run_command(name, refresh_only, measure, write_files):
+def run_command(
+    name: str,
+    refresh_only: Callable[[], None] | None,
+    measure: Callable[[datetime], T],
+    write_files: Callable[[datetime, T], tuple[Path, str]],
+) -> int:
     """How each bench command runs: with ``refresh_only`` (a stored run onto its docs page) just
     that; else ``measure(started)``, then ``write_files(started, results)`` -> (stem, tables)
     and the tables printed. Errors are one line; a plain kill (or CI's timeout) ends the run
@@ -291,7 +304,7 @@ def run_command(name, refresh_only, measure, write_files):
             refresh_only()
             return 0
         results = measure(started)
-    except BenchError as exc:
+    except ONE_LINE_ERRORS as exc:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
@@ -308,7 +321,7 @@ def run_command(name, refresh_only, measure, write_files):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(
         "bench",

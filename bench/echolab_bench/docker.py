@@ -5,44 +5,53 @@ host ports (loadgen reaches each server over the compose network, as the lab's c
 and a ``cpuset`` for every server and for loadgen, disjoint, so the two never share a core.
 ``make pictures`` (pictures/echolab_pictures) drives the same stack, with ephemeral host ports
 when the host itself must time a client (``publish``).
+
+Containers and networks go through the Docker SDK (echolab_host.engine), compose through
+echolab_host.Compose; a failure of either is a one-line DockerError.
 """
 
+import contextlib
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from echolab_common.wait import Timeout, until
+from echolab_host import (
+    API_TIMEOUT_S,
+    Compose,
+    DockerError,
+    Exec,
+    engine,
+    exec_output,
+    run,
+    speaking,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 RULER = "ruler"  # compose.yaml's service (profile "ruler") of the C server, bench/c/echo_epoll.c
 GENERATOR = "loadgen-c"  # the C load generator's service (profile "ruler"), bench/c/echo_load.c
-PROFILES = ("--profile", "tools", "--profile", RULER)
+PROFILES = ("tools", RULER)
 
 
 class BenchError(Exception):
     """Something the bench cannot go on without; reported as one line."""
 
 
-def run(argv, timeout=120, check=True, env=None):
-    """A command's stdout.  A failure becomes one line (the command's last words)."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
-    except FileNotFoundError:
-        raise BenchError(f"{argv[0]} not found: the bench needs Docker with Compose v2") from None
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"timed out after {timeout} s: {shlex.join(argv)}") from None
-    if check and done.returncode != 0:
-        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise BenchError(f"{shlex.join(argv[:4])} ... failed: {last[0]}")
-    return done.stdout
+# What ends a bench (or pictures) run with one line and a non-zero exit: the bench's own
+# errors, Docker's (the engine, compose) and a wait past its deadline.
+ONE_LINE_ERRORS = (BenchError, DockerError, Timeout)
 
 
-def succeeds(argv):
-    return subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+def container(name: str) -> Container:
+    """A container by name or id, as the engine describes it now."""
+    with speaking(f"container {name}"):
+        return engine().containers.get(name)
 
 
 # Counter files, relative to a cgroup's directory: v1 (one hierarchy per controller), then v2.
@@ -61,12 +70,12 @@ class Cgroup:
     inside the container, whose own /sys/fs/cgroup is its cgroup (Docker Desktop, say).
     """
 
-    def __init__(self, container):
+    def __init__(self, container: str) -> None:
         self.container = container
         self.paths = self._host_paths()
 
-    def _host_paths(self):
-        pid = run(["docker", "inspect", "--format", "{{.State.Pid}}", self.container]).strip()
+    def _host_paths(self) -> list[str] | None:
+        pid = container(self.container).attrs["State"]["Pid"]
         try:
             lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
         except OSError:
@@ -86,7 +95,7 @@ class Cgroup:
             paths = [f"/sys/fs/cgroup{where.get('', '/')}/{name}" for name in V2_FILES]
         return paths if all(os.access(p, os.R_OK) for p in paths) else None
 
-    def _values(self):
+    def _values(self) -> dict[str, int]:
         """{"file:key" or "file": integer} for every counter file."""
         if self.paths is not None:
             text = []
@@ -95,8 +104,8 @@ class Cgroup:
         else:
             files = [f"/sys/fs/cgroup/{c}/{n}" for c, names in V1_FILES.items() for n in names]
             files += [f"/sys/fs/cgroup/{name}" for name in V2_FILES]
-            out = run(["docker", "exec", self.container, "grep", "-Hs", ".", *files], check=False)
-            text = out.splitlines()
+            grep = ["grep", "-Hs", ".", *files]
+            text = exec_output(self.container, grep, check=False).splitlines()
         values = {}
         for line in text:
             path, _, rest = line.partition(":")
@@ -104,7 +113,7 @@ class Cgroup:
             values[f"{Path(path).name}:{name}".rstrip(":")] = int(number)
         return values
 
-    def read(self):
+    def read(self) -> tuple[float, int]:
         """(CPU seconds used so far, memory in bytes: usage less inactive page cache)."""
         values = self._values()
         if "cpuacct.usage" in values:
@@ -117,25 +126,25 @@ class Cgroup:
             raise BenchError(f"no cgroup counters readable for container {self.container}")
         return cpu, mem
 
-    def cpu_s(self):
+    def cpu_s(self) -> float:
         return self.read()[0]
 
-    def memory_bytes(self):
+    def memory_bytes(self) -> int:
         return self.read()[1]
 
 
-def cpu_list(cpuset):
+def cpu_list(cpuset: str) -> list[int]:
     """The CPUs a cpuset string ("0", "0-1", "0,2-3") names; ValueError if it is not one."""
-    out = []
+    out: list[int] = []
     for part in cpuset.split(","):
         low, _, high = part.partition("-")
         out += range(int(low), int(high or low) + 1)
     return out
 
 
-def cores(cpuset):
+def cores(cpuset: str | None) -> int:
     """How many CPUs a container pinned to ``cpuset`` may use (None or "": the host's)."""
-    return len(cpu_list(cpuset)) if cpuset else os.cpu_count()
+    return len(cpu_list(cpuset)) if cpuset else os.cpu_count() or 1
 
 
 class Stack:
@@ -146,42 +155,40 @@ class Stack:
     ports on 127.0.0.1 (``address()`` says which), as the integration tests do.
     """
 
-    def __init__(self, project, work_delay, server_cpus, loadgen_cpus, quiet=True, publish=False):
-        self.project = project
+    def __init__(
+        self,
+        project: str,
+        work_delay: float | None,
+        server_cpus: str | None,
+        loadgen_cpus: str | None,
+        quiet: bool = True,
+        publish: bool = False,
+    ) -> None:
         self.publish = publish
         self.server_cpus, self.loadgen_cpus = server_cpus, loadgen_cpus
         self.loadgen_cores = cores(loadgen_cpus)
         self.loadgen_container = f"{project}-loadgen"
-        self.loadgen = (
-            *("docker", "exec", self.loadgen_container),
-            *("python3", "-m", "echolab_loadgen"),
-        )
         self.generator_container = f"{project}-{GENERATOR}"
-        self.generator = ("docker", "exec", self.generator_container, "echo_load")
-        self.env = os.environ | {
+        self.variables = {
             "ECHOLAB_QUIET": "1" if quiet else "0",
             "ECHOLAB_WORK_DELAY": "" if work_delay is None else f"{work_delay:g}",
         }
-        self.tag = self.env.get("ECHOLAB_TAG") or "latest"
-        self.override = None
-        self.connected = []
-        self.network = None
+        # Written on entering the ``with`` block, removed on leaving it; one project, one file.
+        self.override = Path(tempfile.gettempdir()) / f"{project}-override.yaml"
+        self.project = Compose(project, (self.override,), PROFILES, self.variables)
+        self.connected: list[str] = []
+        self.network = ""
 
-    def compose(self, *args, timeout=300, check=True):
-        files = ["-f", str(REPO / "compose.yaml"), "-f", self.override.name]
-        cmd = ["docker", "compose", "-p", self.project, "--project-directory", str(REPO), *files]
-        return run([*cmd, *args], timeout=timeout, check=check, env=self.env)
+    def compose(self, *args: str, timeout: float = 300, check: bool = True) -> str:
+        """``docker compose ... args`` on the bench's project; its stdout."""
+        return self.project.run(*args, timeout=timeout, check=check).stdout
 
-    def services(self):
+    def services(self) -> list[str]:
         """The ``server-*`` services compose.yaml defines."""
-        out = run(
-            ["docker", "compose", "-f", str(REPO / "compose.yaml"), "config", "--services"],
-            env=self.env,
-        )
+        out = Compose(env=self.variables).run("config", "--services").stdout
         return [s for s in out.split() if s.startswith("server-")]
 
-    def __enter__(self):
-        self.override = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="echolab-bench-")
+    def __enter__(self) -> "Stack":
         lines = ["services:"]
         for service in [*self.services(), RULER]:
             # No healthcheck: its probe runs inside the server's container, so its CPU would
@@ -199,23 +206,29 @@ class Stack:
         if self.loadgen_cpus:
             for tool in ("loadgen", GENERATOR):
                 lines += [f"  {tool}:", f'    cpuset: "{self.loadgen_cpus}"']
-        self.override.write("\n".join(lines) + "\n")
-        self.override.flush()
-        self.down()  # leftovers of an interrupted run
+        self.override.write_text("\n".join(lines) + "\n")
+        try:
+            self.down()  # leftovers of an interrupted run
+        except BaseException:  # no with block to leave: the file goes now
+            self.override.unlink()
+            raise
         return self
 
-    def __exit__(self, *exc):
-        for container in self.connected:
-            run(["docker", "network", "disconnect", self.network, container], check=False)
+    def __exit__(self, *exc: object) -> None:
+        for name in self.connected:
+            with contextlib.suppress(APIError):  # gone meanwhile: nothing to take off
+                engine().networks.get(self.network).disconnect(name)
         self.down()
-        self.override.close()
+        self.override.unlink(missing_ok=True)
 
-    def down(self):
-        """Remove the stack; the load generators by name (``down`` leaves ``run -d`` containers)."""
-        run(["docker", "rm", "-f", self.loadgen_container, self.generator_container], check=False)
-        self.compose(*PROFILES, "down", "--remove-orphans", timeout=120, check=False)
+    def down(self) -> None:
+        """Remove the stack; the load generators by name (``down`` leaves ``run -d`` ones)."""
+        for name in (self.loadgen_container, self.generator_container):
+            with speaking(f"removing {name}"), contextlib.suppress(NotFound):
+                engine().containers.get(name).remove(force=True)
+        self.compose("down", "--remove-orphans", timeout=120, check=False)
 
-    def build(self, variants, ruler=True, generator=False):
+    def build(self, variants: Sequence[str], ruler: bool = True, generator: bool = False) -> None:
         print("bench: building the images", flush=True)
         run(
             [sys.executable, str(REPO / "tools" / "wheels"), "fetch", "loadgen", "server"],
@@ -223,34 +236,35 @@ class Stack:
         )
         services = [f"server-{v}" for v in variants] + ([RULER] if ruler else [])
         services += [GENERATOR] if generator else []
-        self.compose(*PROFILES, "build", "loadgen", *services, timeout=1800)
+        self.compose("build", "loadgen", *services, timeout=1800)
 
-    def start_loadgen(self):
-        """One long-lived loadgen container; each run is a ``docker exec`` into it (fast)."""
+    def start_loadgen(self) -> None:
+        """One long-lived loadgen container; each run is an ``exec`` into it (fast)."""
         self.compose(
-            *("--profile", "tools", "run", "-d", "--no-deps", "--name", self.loadgen_container),
+            *("run", "-d", "--no-deps", "--name", self.loadgen_container),
             *("--entrypoint", "sleep", "loadgen", "10800"),
         )
-        networks = run(
-            [
-                "docker",
-                "inspect",
-                "--format",
-                "{{json .NetworkSettings.Networks}}",
-                self.loadgen_container,
-            ]
-        )
-        self.network = next(iter(json.loads(networks)))
+        networks = container(self.loadgen_container).attrs["NetworkSettings"]["Networks"]
+        self.network = next(iter(networks))
 
-    def start_generator(self):
-        """The C load generator's long-lived container, pinned like loadgen; each run is a
-        ``docker exec`` of ``echo_load`` into it, so its cgroup counts the generator alone."""
+    def loadgen(self, *args: str, stderr: bool = False) -> Exec:
+        """``python3 -m echolab_loadgen args`` in the loadgen container (``stderr``: see Exec)."""
+        argv = ["python3", "-m", "echolab_loadgen", *args]
+        return Exec(self.loadgen_container, argv, stderr=stderr)
+
+    def start_generator(self) -> None:
+        """The C load generator's long-lived container, pinned like loadgen; each run is an
+        ``exec`` of ``echo_load`` into it, so its cgroup counts the generator alone."""
         self.compose(
-            *(*PROFILES, "run", "-d", "--no-deps", "--name", self.generator_container),
+            *("run", "-d", "--no-deps", "--name", self.generator_container),
             *("--entrypoint", "sleep", GENERATOR, "10800"),
         )
 
-    def start_servers(self, variants):
+    def generator(self, *args: str) -> Exec:
+        """``echo_load args`` in the C load generator's container."""
+        return Exec(self.generator_container, ["echo_load", *args])
+
+    def start_servers(self, variants: Sequence[str]) -> dict[str, str]:
         """Every variant's server at once (idle ones cost nothing), so runs can interleave.
 
         With published ports the host asks each server's /health, which counts no message (the
@@ -264,55 +278,53 @@ class Stack:
                 self.wait_echo(f"server-{v}", 12345)
         return {v: self.compose("ps", "-q", f"server-{v}").strip() for v in variants}
 
-    def address(self, service, port):
+    def address(self, service: str, port: int) -> tuple[str, int]:
         """(host, port) where the host reaches a published service port."""
         host, _, number = self.compose("port", service, str(port)).strip().rpartition(":")
         return host, int(number)
 
-    def wait_health(self, service, deadline=60.0):
+    def wait_health(self, service: str, deadline: float = 60.0) -> None:
         """Return once the service's stats port answers /health with 200 (from the host)."""
         host, port = self.address(service, 8080)
-        end = time.monotonic() + deadline
-        while True:
+
+        def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
+                    return bool(answer.status == 200)
             except OSError:
-                pass
-            if time.monotonic() > end:
-                raise BenchError(f"{service} was not healthy within {deadline:.0f} s of its start")
-            time.sleep(0.2)
+                return False
 
-    def wait_echo(self, host, port, deadline=60.0):
+        until(healthy, f"{service} healthy after its start", deadline, interval=0.2)
+
+    def wait_echo(self, host: str, port: int, deadline: float = 60.0) -> None:
         """Return once ``host:port`` echoes a byte back (from the loadgen container)."""
-        probe = [*self.loadgen, "--target", host, "--port", str(port), "--idle", "1"]
-        end = time.monotonic() + deadline
-        while True:
-            out = run([*probe, "--timeout", "2", "--json"], check=False).strip().splitlines()
-            if out and json.loads(out[-1]).get("idle_open") == 1:
-                return
-            if time.monotonic() > end:
-                raise BenchError(f"{host}:{port} did not echo within {deadline:.0f} s of its start")
-            time.sleep(0.2)
+        probe = ("--target", host, "--port", str(port), "--idle", "1", "--timeout", "2", "--json")
 
-    def attach(self, host):
+        def echoes() -> bool:
+            out = self.loadgen(*probe).output(API_TIMEOUT_S).strip().splitlines()
+            return bool(out) and json.loads(out[-1]).get("idle_open") == 1
+
+        until(echoes, f"{host}:{port} echoing after its start", deadline, interval=0.2)
+
+    def attach(self, host: str) -> str | None:
         """A bring-your-own server's container joins the bench network; None if not a container.
 
         Already on it is fine; a container is only taken off again if the bench put it there.
         """
-        if not succeeds(["docker", "inspect", host]):
+        try:
+            container(host)
+        except DockerError:
             return None
-        if succeeds(["docker", "network", "connect", self.network, host]):
+        with contextlib.suppress(APIError):  # already on it
+            engine().networks.get(self.network).connect(host)
             self.connected.append(host)
         return host
 
-    def cpuset_of(self, container):
-        query = ["docker", "inspect", "--format", "{{.HostConfig.CpusetCpus}}", container]
-        return run(query).strip()
+    def cpuset_of(self, name: str) -> str:
+        return str(container(name).attrs["HostConfig"]["CpusetCpus"])
 
-    def start_ruler(self):
+    def start_ruler(self) -> str:
         """The C ruler (compose.yaml's ``ruler``), pinned like the servers; its container."""
-        self.compose(*PROFILES, "up", "-d", "--no-deps", RULER, timeout=300)
+        self.compose("up", "-d", "--no-deps", RULER, timeout=300)
         self.wait_echo(RULER, 12345)
-        return self.compose(*PROFILES, "ps", "-q", RULER).strip()
+        return self.compose("ps", "-q", RULER).strip()

@@ -23,11 +23,14 @@ import json
 import math
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from echolab_common.cli import Parser, number, positive, seconds
+from echolab_common.record import extend
+from echolab_server.server import EchoServer
 from echolab_server.variants import registry
 
 from . import machine
@@ -46,7 +49,18 @@ from .cli import (
 from .docker import REPO, BenchError, Stack, cores, cpu_list
 from .generator import GENERATORS
 from .latency_output import refresh_docs, render_chart, render_tables
-from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, measure, median_or_none
+from .measure import RUN_OVERHEAD_S, SPREAD_FLAG, Target, measure, median_or_none
+from .results import (
+    BenchRun,
+    BoundName,
+    Capacity,
+    LatencyLoad,
+    LatencyPlan,
+    LatencyResults,
+    LatencyRow,
+    Machine,
+    Rung,
+)
 
 PROJECT = "echolab-latency"
 DOCS = REPO / "docs" / "latency.md"  # its generated block shows one run
@@ -59,28 +73,14 @@ DESCRIPTOR_MARGIN = 16  # a server's own descriptors (listeners, stats, stdio) b
 SATURATED_BOUNDS = ("client", "both")  # loadgen at its ceiling (BOUNDS: C and C+S)
 
 
-@dataclass(frozen=True)
-class LatencyPlan:
-    variants: tuple
-    c_ruler: bool
-    loads: tuple
-    fractions: tuple
-    duration: float
-    rounds: int
-    warmup: float
-    procs: int  # loadgen processes to start with
-    max_procs: int  # at most this many (the CPUs loadgen may use)
-    target_us: float
-    generator: str  # which of GENERATORS drives every run
-
-    def estimate_s(self, rows_per_load):
-        """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
-        runs = 1 + (1 + len(self.fractions)) * self.rounds
-        per_row = self.warmup + (runs - 1) * self.duration
-        return sum(n * (per_row + runs * RUN_OVERHEAD_S) for n in rows_per_load)
+def estimate_s(plan: LatencyPlan, rows_per_load: Sequence[int]) -> float:
+    """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
+    runs = 1 + (1 + len(plan.fractions)) * plan.rounds
+    per_row = plan.warmup + (runs - 1) * plan.duration
+    return sum(n * (per_row + runs * RUN_OVERHEAD_S) for n in rows_per_load)
 
 
-def serves(server, connections):
+def serves(server: type[EchoServer], connections: int) -> bool:
     """Whether a variant's class can serve ``connections`` clients at once (by its traits)."""
     if server.serves_at_once is not None and server.serves_at_once < connections:
         return False
@@ -88,7 +88,7 @@ def serves(server, connections):
     return ceiling is None or connections + DESCRIPTOR_MARGIN <= ceiling
 
 
-def ladder(capacity, fractions):
+def ladder(capacity: float, fractions: Sequence[float]) -> list[int]:
     """The offered rates: each fraction of ``capacity`` to two significant figures, ascending."""
     rates = []
     for fraction in sorted(fractions):
@@ -98,38 +98,44 @@ def ladder(capacity, fractions):
     return rates
 
 
-def capacity_at(rungs, target_us):
+def capacity_at(rungs: list[Rung], target_us: float) -> tuple[Rung | None, bool]:
     """The highest offered rate whose p99 stays under ``target_us``: the last rung before the
     first one over it (or with a lost or wrong echo). Returns that rung and whether the ladder
     ended before the p99 broke (so the capacity is at least that); (None, False) if none held."""
     held = None
-    for rung in sorted(rungs, key=lambda r: r["offered"]):
-        if rung["p99_us"] >= target_us or rung["missing"] or rung["mismatched"]:
+    for rung in sorted(rungs, key=lambda r: r.offered):
+        if rung.p99_us >= target_us or rung.missing or rung.mismatched:
             return held, False
         held = rung
     return held, held is not None
 
 
-def capacity_record(rungs, target_us):
+def capacity_record(rungs: list[Rung], target_us: float) -> Capacity | None:
     """What a row's results keep of its capacity at the target (None if no rung held)."""
     held, open_ended = capacity_at(rungs, target_us)
     if held is None:
         return None
-    kept = {key: held[key] for key in ("offered", "achieved", "p99_us", "bound", "procs")}
-    return kept | {"ladder_top": open_ended}
+    return Capacity(
+        offered=held.offered,
+        achieved=held.achieved,
+        p99_us=held.p99_us,
+        bound=held.bound,
+        procs=held.procs,
+        ladder_top=open_ended,
+    )
 
 
-def retarget(results, target_us):
+def retarget(results: LatencyResults, target_us: float) -> LatencyResults:
     """The same run read at another p99 target: every row's capacity again from its rungs,
     which keep every rate's p99, so no run is needed."""
-    results["plan"]["target_us"] = target_us
-    for load in results["loads"]:
-        for row in load["rows"].values():
-            row["capacity_at_target"] = capacity_record(row["rungs"], target_us)
+    results.plan = replace(results.plan, target_us=target_us)
+    for load in results.loads:
+        for row in load.rows.values():
+            row.capacity_at_target = capacity_record(row.rungs, target_us)
     return results
 
 
-def more_procs(bound, procs, most):
+def more_procs(bound: BoundName, procs: int, most: int) -> int | None:
     """Loadgen processes for the next try: twice as many where loadgen was saturated and may
     use more CPUs than it has processes; else as many (None: no retry)."""
     if bound in SATURATED_BOUNDS and procs < most:
@@ -137,62 +143,62 @@ def more_procs(bound, procs, most):
     return None
 
 
-def lean(run):
+def lean(run: BenchRun) -> BenchRun:
     """A run as stored: its quantiles stay, its sketch's buckets go (hundreds of runs a file)."""
-    return {key: value for key, value in run.items() if key != "latency_sketch"}
+    return replace(run, latency_sketch=None)
 
 
-def summarize_rung(offered, runs):
+def summarize_rung(offered: int, runs: list[BenchRun]) -> Rung:
     """One offered rate: medians over the rounds, the p99's spread, the median-p99 run's bound."""
-    p99 = sorted(r["latency_us"]["p99"] for r in runs)
-    middle = sorted(runs, key=lambda r: r["latency_us"]["p99"])[(len(runs) - 1) // 2]
+    p99 = sorted(r.latency_us.p99 for r in runs)
+    middle = sorted(runs, key=lambda r: r.latency_us.p99)[(len(runs) - 1) // 2]
     median_p99 = statistics.median(p99)
     spread = (p99[-1] - p99[0]) / median_p99 if median_p99 else None
-    return {
-        "offered": offered,
-        "achieved": round(statistics.median(r["msgs_per_s"] for r in runs)),
-        "p50_us": round(statistics.median(r["latency_us"]["p50"] for r in runs)),
-        "p99_us": round(median_p99),
-        "p99_min_us": p99[0],
-        "p99_max_us": p99[-1],
-        "p99_spread": None if spread is None else round(spread, 3),
-        "spread_flagged": spread is not None and spread > SPREAD_FLAG,
-        "p999_us": round(statistics.median(r["latency_us"]["p999"] for r in runs)),
-        "bound": middle["bound"],
-        "bounds": [r["bound"] for r in runs],
-        "server_cpu_percent": median_or_none(r["server_cpu_percent"] for r in runs),
-        "loadgen_cpu_percent": median_or_none(r["loadgen_cgroup_cpu_percent"] for r in runs),
-        "procs": max(r["procs"] for r in runs),
-        "missing": max(r["missing"] + r["errors"] for r in runs),
-        "mismatched": sum(r["mismatched"] for r in runs),
-        "runs": [lean(r) for r in runs],
-    }
+    return Rung(
+        offered=offered,
+        achieved=round(statistics.median(r.msgs_per_s for r in runs)),
+        p50_us=round(statistics.median(r.latency_us.p50 for r in runs)),
+        p99_us=round(median_p99),
+        p99_min_us=p99[0],
+        p99_max_us=p99[-1],
+        p99_spread=None if spread is None else round(spread, 3),
+        spread_flagged=spread is not None and spread > SPREAD_FLAG,
+        p999_us=round(statistics.median(r.latency_us.p999 for r in runs)),
+        bound=middle.bound,
+        bounds=[r.bound for r in runs],
+        server_cpu_percent=median_or_none(r.server_cpu_percent for r in runs),
+        loadgen_cpu_percent=median_or_none(r.loadgen_cgroup_cpu_percent for r in runs),
+        procs=max(r.procs for r in runs),
+        missing=max(r.missing + r.errors for r in runs),
+        mismatched=sum(r.mismatched for r in runs),
+        runs=[lean(r) for r in runs],
+    )
 
 
-def ladder_rounds(stack, plan, targets, load):
-    """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds.
-
-    Returns {row name: {"closed_loop": its median closed-loop run, "rungs": [...],
-    "capacity_at_target": ...}}.
-    """
+def ladder_rounds(
+    stack: Stack, plan: LatencyPlan, targets: list[Target], load: tuple[int, int]
+) -> dict[str, LatencyRow]:
+    """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds."""
     procs = {t.name: plan.procs for t in targets}
 
-    def run(target, duration, rate=None):
+    def run(target: Target, duration: float, rate: float | None = None) -> BenchRun:
         """A run; where loadgen was its ceiling and may have more processes, run it again."""
         while True:
             result = measure(
                 *(stack, plan, target, load, duration, rate, procs[target.name]),
-                generator=GENERATORS[plan.generator],
+                generator=GENERATORS[plan.generator or "python"],
             )
-            grown = more_procs(result["bound"], procs[target.name], plan.max_procs)
+            grown = more_procs(result.bound, procs[target.name], plan.max_procs)
             if grown is None:
                 return result
             say(f"{target.name}: loadgen saturated with {procs[target.name]}; again with {grown}")
             procs[target.name] = grown
 
-    def interleaved(first_round, rate_of):
+    def interleaved(
+        first_round: int, rate_of: Callable[[str], float | None]
+    ) -> dict[str, list[BenchRun]]:
         """``plan.rounds`` rounds of every row, each round starting one row further along."""
-        out = {t.name: [] for t in targets}
+        out: dict[str, list[BenchRun]] = {t.name: [] for t in targets}
         for r in range(first_round, first_round + plan.rounds):
             shift = r % len(targets)
             for target in targets[shift:] + targets[:shift]:
@@ -202,20 +208,21 @@ def ladder_rounds(stack, plan, targets, load):
     for target in targets:
         run(target, plan.warmup)
     closed = {
-        name: sorted(c, key=lambda r: r["msgs_per_s"])[(len(c) - 1) // 2]
+        name: sorted(c, key=lambda r: r.msgs_per_s)[(len(c) - 1) // 2]
         for name, c in interleaved(0, lambda name: None).items()
     }
-    rates = {name: ladder(max(r["msgs_per_s"], 1), plan.fractions) for name, r in closed.items()}
-    runs = {t.name: [] for t in targets}
+    rates = {name: ladder(max(r.msgs_per_s, 1), plan.fractions) for name, r in closed.items()}
+    runs: dict[str, list[list[BenchRun]]] = {t.name: [] for t in targets}
     for step in range(len(plan.fractions)):
-        done = interleaved((step + 1) * plan.rounds, lambda name, s=step: rates[name][s])
+        offered: dict[str, float | None] = {name: rates[name][step] for name in rates}
+        done = interleaved((step + 1) * plan.rounds, offered.get)
         for name, rung_runs in done.items():
             runs[name].append(rung_runs)
         say(
             f"{load[0]} x {load[1]} B, step {step + 1}/{len(plan.fractions)}: "
             + ", ".join(
                 f"{t.name} {rates[t.name][step]:,} -> p99 "
-                f"{statistics.median(x['latency_us']['p99'] for x in runs[t.name][step]):,.0f} us"
+                f"{statistics.median(x.latency_us.p99 for x in runs[t.name][step]):,.0f} us"
                 for t in targets
             )
         )
@@ -225,15 +232,15 @@ def ladder_rounds(stack, plan, targets, load):
             summarize_rung(rate, rung_runs)
             for rate, rung_runs in zip(rates[target.name], runs[target.name], strict=True)
         ]
-        out[target.name] = {
-            "closed_loop": lean(closed[target.name]),
-            "rungs": rungs,
-            "capacity_at_target": capacity_record(rungs, plan.target_us),
-        }
+        out[target.name] = LatencyRow(
+            closed_loop=lean(closed[target.name]),
+            rungs=rungs,
+            capacity_at_target=capacity_record(rungs, plan.target_us),
+        )
     return out
 
 
-def build_parser():
+def build_parser() -> Parser:
     server_cpus, loadgen_cpus = default_pinning(cores(None))
     p = Parser(prog="bench-latency", description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", help="comma-separated variant names (default: every variant)")
@@ -286,7 +293,7 @@ def build_parser():
     return p
 
 
-def connection_list(text):
+def connection_list(text: str) -> tuple[int, ...]:
     try:
         counts = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -296,7 +303,7 @@ def connection_list(text):
     return counts
 
 
-def make_plan(args):
+def make_plan(args: argparse.Namespace) -> LatencyPlan:
     known = registry()
     wanted = tuple(args.variants.split(",")) if args.variants else tuple(known)
     unknown = [v for v in wanted if v not in known]
@@ -306,10 +313,10 @@ def make_plan(args):
         shared = set(cpu_list(args.server_cpus)) & set(cpu_list(args.loadgen_cpus))
         if shared:
             raise BenchError(f"--server-cpus and --loadgen-cpus share CPU {min(shared)}")
-    if args.generator == "c" and args.procs != 1:
-        raise BenchError("--procs is Python loadgen's (--generator python); the C one is a thread")
     counts = args.connections or ((100,) if args.quick else tuple(c for c, _ in LOADS))
     duration = args.duration or (1.0 if args.quick else 2.0)
+    if args.generator == "c" and args.procs != 1:
+        raise BenchError("--procs is Python loadgen's (--generator python); the C one is a thread")
     return LatencyPlan(
         variants=wanted,
         c_ruler=not args.no_c,
@@ -321,19 +328,21 @@ def make_plan(args):
         procs=args.procs,
         max_procs=max(args.procs, cores(args.loadgen_cpus)) if args.generator == "python" else 1,
         target_us=(args.target_p99 or TARGET_P99_MS) * 1000,
+        server_cpus=args.server_cpus,
+        loadgen_cpus=args.loadgen_cpus,
         generator=args.generator,
     )
 
 
-def rows_for(plan, load):
+def rows_for(plan: LatencyPlan, load: tuple[int, int]) -> tuple[list[str], list[str]]:
     """The variants that serve ``load``'s connections at once, and those left out."""
     known = registry()
     kept = [v for v in plan.variants if serves(known[v], load[0])]
     return kept, [v for v in plan.variants if v not in kept]
 
 
-def latency(args, plan, started):
-    pinning = (args.server_cpus, args.loadgen_cpus)
+def latency(args: argparse.Namespace, plan: LatencyPlan, started: datetime) -> LatencyResults:
+    pinning = (plan.server_cpus, plan.loadgen_cpus)
     load_at_start = machine.load_average()
     if load_at_start[0] > BUSY_LOAD:
         say(
@@ -345,48 +354,48 @@ def latency(args, plan, started):
         f"{len(plan.variants)} variants{' + C' if plan.c_ruler else ''}, loads "
         f"{', '.join(f'{c} x {s} B' for c, s in plan.loads)}, {len(plan.fractions)} rates x "
         f"{plan.rounds} rounds x {plan.duration:g} s, generator {plan.generator}: about "
-        f"{minutes_or_seconds(plan.estimate_s(rows_per_load))} after the image build"
+        f"{minutes_or_seconds(estimate_s(plan, rows_per_load))} after the image build"
     )
-    results = {
-        "started": started.isoformat(timespec="seconds"),
-        "plan": asdict(plan) | {"server_cpus": pinning[0], "loadgen_cpus": pinning[1]},
-        "loads": [],
-    }
+    loads = []
     with Stack(args.project, 0.0, *pinning) as stack:
         c_generator = plan.generator == "c"  # else Python loadgen, which every stack starts
-        every = start_targets(stack, plan.variants, plan.c_ruler, pinning[0], c_generator)
-        results["machine"] = machine.facts(stack, every[0].cgroup.container, pinning, load_at_start)
+        every, server = start_targets(stack, plan.variants, plan.c_ruler, pinning[0], c_generator)
+        facts = machine.facts(stack, server, pinning, load_at_start)
         for load in plan.loads:
             kept, left_out = rows_for(plan, load)
             targets = [t for t in every if t.kind != "variant" or t.name in kept]
             if left_out:
                 say(f"{load[0]} connections: leaving out {', '.join(left_out)} (serve fewer)")
-            results["loads"].append(
-                {
-                    "connections": load[0],
-                    "size": load[1],
-                    "left_out": left_out,
-                    "rows": ladder_rounds(stack, plan, targets, load),
-                }
+            loads.append(
+                LatencyLoad(
+                    connections=load[0],
+                    size=load[1],
+                    left_out=left_out,
+                    rows=ladder_rounds(stack, plan, targets, load),
+                )
             )
-    results["machine"]["load_average_at_end"] = machine.load_average()
-    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return results
+    return LatencyResults(
+        started=started.isoformat(timespec="seconds"),
+        plan=plan,
+        loads=loads,
+        machine=extend(Machine, facts, load_average_at_end=machine.load_average()),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
-def write(out_dir, started, results):
+def write(out_dir: Path, started: datetime, results: LatencyResults) -> tuple[Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / (started.strftime("%Y%m%dT%H%M%SZ") + "-latency")
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(results.to_json(), indent=1) + "\n")
     tables = render_tables(results, C_ROW)
     stem.with_suffix(".md").write_text(tables)
     render_chart(results, stem)
     return stem, tables
 
 
-def docs_only(path, target_p99_ms=None):
+def docs_only(path: Path, target_p99_ms: float | None = None) -> None:
     """docs/latency.md's block from a stored run, read at its own target or at another."""
-    results = load_results(path)
+    results = load_results(path, LatencyResults)
     if target_p99_ms is not None:
         retarget(results, target_p99_ms * 1000)
     if not refresh_docs(DOCS, results, path.stem, C_ROW):
@@ -395,7 +404,7 @@ def docs_only(path, target_p99_ms=None):
     say(f"{DOCS.relative_to(REPO)}: the results block now shows {path.name}")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_command(
         "bench-latency",

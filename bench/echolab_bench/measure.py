@@ -9,12 +9,24 @@ its rounds, with the min and max beside it.
 import json
 import shlex
 import statistics
-import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from .docker import BenchError, Cgroup, Stack, run
+from echolab_common.record import Record, extend
+from echolab_loadgen.report import IdleReport, SustainedReport
+
+from .docker import BenchError, Cgroup, Stack
+from .results import (
+    BenchRun,
+    BoundName,
+    Cell,
+    IdleBaseline,
+    IdleCosts,
+    IdleHeld,
+    LatencyPlan,
+    RowKind,
+)
 
 LOADS = ((1, 64), (10, 64), (100, 64), (10, 65536))  # (connections, message size)
 IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check
@@ -23,26 +35,27 @@ SATURATED = 0.9  # a process group using this share of the CPU it may use is wha
 SPREAD_FLAG = 0.2  # (max - min) / median above this: the cell is flagged
 RUN_OVERHEAD_S = 0.8  # docker exec, connecting, the drain (for the time estimate only)
 ROW_OVERHEAD_S = 15.0  # the idle probes of one variant (for the time estimate only)
+R = TypeVar("R", bound=Record)
 
 
 @dataclass(frozen=True)
 class Plan:
-    variants: tuple
-    extras: tuple  # (name, host, port)
+    variants: tuple[str, ...]
+    extras: tuple[tuple[str, str, int], ...]  # (name, host, port)
     c_ruler: bool  # the C ruler's row too
-    loads: tuple
+    loads: tuple[tuple[int, int], ...]
     duration: float
     rounds: int
     warmup: float
     procs: int
     work_delay: float
-    idle_levels: tuple  # empty: no idle probes
+    idle_levels: tuple[int, ...]  # empty: no idle probes
     idle_cap: int
 
-    def rows(self):
+    def rows(self) -> int:
         return len(self.variants) + len(self.extras) + self.c_ruler
 
-    def estimate_s(self):
+    def estimate_s(self) -> float:
         runs = self.rows() * len(self.loads)
         timed = runs * (self.rounds * (self.duration + RUN_OVERHEAD_S) + self.warmup)
         return timed + (len(self.variants) * ROW_OVERHEAD_S if self.idle_levels else 0)
@@ -53,7 +66,7 @@ class Target:
     """One row: where loadgen sends, and whose CPU is read."""
 
     name: str
-    kind: str  # "variant", "extra" or "ruler" (the C server; "yardstick" in older results)
+    kind: RowKind  # "variant", "extra" or "ruler" (the C server)
     host: str
     port: int
     stats_port: int  # 0: no stats
@@ -61,20 +74,19 @@ class Target:
     cpus: int | None  # how many CPUs its cpuset allows; None: not known
 
 
-def json_report(
-    name: str, command: Sequence[str], args: Sequence[str], timeout: float
-) -> dict[str, Any]:
-    """A load generator's report, its last line of output (exit 1 still has a result)."""
-    out = run([*command, *args], timeout=timeout, check=False)
+def loadgen_report(stack: Stack, kind: type[R], *args: str, timeout: float) -> R:
+    """One loadgen run in the bench's loadgen container; its report (exit 1 still has one)."""
+    lines = stack.loadgen(*args, "--json").output(timeout).strip().splitlines()
+    return read_loadgen_line(kind, lines[-1] if lines else "", args)
+
+
+def read_loadgen_line(kind: type[R], line: str, args: Sequence[str], who: str = "loadgen") -> R:
+    """The report ``who`` (loadgen, or a generator printing its reports) printed as ``line``;
+    BenchError if it is none of ``kind``."""
     try:
-        return json.loads(out.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise BenchError(f"{name} gave no result for {shlex.join(args)}") from None
-
-
-def loadgen_json(stack, *args, timeout):
-    """One loadgen run in the bench's loadgen container; its JSON (exit 1 still has a result)."""
-    return json_report("loadgen", stack.loadgen, [*args, "--json"], timeout)
+        return kind.from_json(json.loads(line))
+    except ValueError as exc:
+        raise BenchError(f"{who} gave no result for {shlex.join(args)}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ class Bound:
 
 
 # The one rule for every bound: tables, charts, the latency report and docs/latency.md read it.
-BOUNDS = {
+BOUNDS: dict[BoundName, Bound] = {
     "server": Bound(
         "S",
         "server-bound",
@@ -125,18 +137,21 @@ BOUNDS = {
 }
 
 
-def bound_rule():
+def bound_rule() -> list[str]:
     """The rule as Markdown list items, one per bound, for tables and docs alike."""
     return [f"- `{b.mark}` {b.name}: {b.when}. Compare {b.compare}." for b in BOUNDS.values()]
 
 
-def bound(server_share, loadgen_share):
+def bound(server_share: float | None, loadgen_share: float | None) -> BoundName:
     """What limited a run: the client, the server, both, or neither (the network and kernel)."""
     client = loadgen_share is not None and loadgen_share >= SATURATED
     server = server_share is not None and server_share >= SATURATED
-    return {(True, True): "both", (True, False): "client", (False, True): "server"}.get(
-        (client, server), "elsewhere"
-    )
+    bounds: dict[tuple[bool, bool], BoundName] = {
+        (True, True): "both",
+        (True, False): "client",
+        (False, True): "server",
+    }
+    return bounds.get((client, server), "elsewhere")
 
 
 def loadgen_run(
@@ -146,8 +161,8 @@ def loadgen_run(
     duration: float,
     rate: float | None,
     procs: int,
-) -> dict[str, Any]:
-    """One run of Python loadgen (``procs`` processes): its --json report."""
+) -> SustainedReport:
+    """One run of Python loadgen (``procs`` processes): its report."""
     connections, size = load
     args = [
         *("--target", target.host, "--port", str(target.port)),
@@ -156,10 +171,23 @@ def loadgen_run(
         *("--timeout", "2", "--cgroup-cpu"),
         *(("--rate", f"{rate:g}") if rate else ()),
     ]
-    return loadgen_json(stack, *args, timeout=duration + 60)
+    return loadgen_report(stack, SustainedReport, *args, timeout=duration + 60)
 
 
-def measure(stack, plan, target, load, duration, rate=None, procs=None, generator=loadgen_run):
+# How a run is made: (stack, target, load, duration, rate or None, processes) -> its report.
+Generator = Callable[[Stack, Target, tuple[int, int], float, float | None, int], SustainedReport]
+
+
+def measure(
+    stack: Stack,
+    plan: Plan | LatencyPlan,
+    target: Target,
+    load: tuple[int, int],
+    duration: float,
+    rate: float | None = None,
+    procs: int | None = None,
+    generator: Generator = loadgen_run,
+) -> BenchRun:
     """One run of ``generator``, with the server's CPU (around it) and the generator's (over
     its window).
 
@@ -168,42 +196,47 @@ def measure(stack, plan, target, load, duration, rate=None, procs=None, generato
     procs = procs or plan.procs
     before = target.cgroup.cpu_s() if target.cgroup else None
     result = generator(stack, target, load, duration, rate, procs)
-    window, echoed = result["duration_s"], result["echoed"]
-    server_cpu = None if before is None else target.cgroup.cpu_s() - before
-    loadgen_cpu = result.get("cgroup_cpu_s")
+    window, echoed = result.duration_s, result.echoed
+    server_cpu = None if before is None or not target.cgroup else target.cgroup.cpu_s() - before
+    loadgen_cpu = result.cgroup_cpu_s
     # Shares of what each side may use: the server its cpuset, loadgen its processes (at most
     # its cpuset), so 1.0 is "could not have gone faster on its own CPU".
     server_share = loadgen_share = None
+    server_percent = loadgen_percent = None
     if window and server_cpu is not None and target.cpus:
         server_share = server_cpu / window / target.cpus
+        server_percent = round(100 * server_cpu / window, 1)
     if window and loadgen_cpu is not None:
         loadgen_share = loadgen_cpu / window / min(procs, stack.loadgen_cores)
-    result |= {
-        "server_cpu_s": None if server_cpu is None else round(server_cpu, 4),
-        "server_cpu_percent": None if server_share is None else round(100 * server_cpu / window, 1),
-        "server_us_per_msg": round(1e6 * server_cpu / echoed, 2) if server_cpu and echoed else None,
-        "loadgen_cpu_s": loadgen_cpu,
-        "loadgen_cgroup_cpu_percent": round(100 * loadgen_cpu / window, 1)
-        if window and loadgen_cpu is not None
-        else None,
-        "loadgen_us_per_msg": round(1e6 * loadgen_cpu / echoed, 2)
-        if loadgen_cpu and echoed
-        else None,
-        "bound": bound(server_share, loadgen_share),
-    }
-    return result
+        loadgen_percent = round(100 * loadgen_cpu / window, 1)
+    return extend(
+        BenchRun,
+        result,
+        server_cpu_s=None if server_cpu is None else round(server_cpu, 4),
+        server_cpu_percent=server_percent,
+        server_us_per_msg=round(1e6 * server_cpu / echoed, 2) if server_cpu and echoed else None,
+        loadgen_cpu_s=loadgen_cpu,
+        loadgen_cgroup_cpu_percent=loadgen_percent,
+        loadgen_us_per_msg=round(1e6 * loadgen_cpu / echoed, 2) if loadgen_cpu and echoed else None,
+        bound=bound(server_share, loadgen_share),
+    )
 
 
-def rounds(stack, plan, targets, report):
+def rounds(
+    stack: Stack,
+    plan: Plan,
+    targets: list[Target],
+    report: Callable[[str, tuple[int, int], Cell], object],
+) -> dict[str, list[Cell]]:
     """Every load: a warm-up run of each row, then ``plan.rounds`` interleaved rounds.
 
     Returns {row name: [cell per load]}; ``report(name, load, cell)`` is told each finished cell.
     """
-    cells = {t.name: [] for t in targets}
+    cells: dict[str, list[Cell]] = {t.name: [] for t in targets}
     for load in plan.loads:
         for target in targets:
             measure(stack, plan, target, load, plan.warmup)
-        runs = {t.name: [] for t in targets}
+        runs: dict[str, list[BenchRun]] = {t.name: [] for t in targets}
         for r in range(plan.rounds):
             shift = r % len(targets)
             for target in targets[shift:] + targets[:shift]:
@@ -215,73 +248,81 @@ def rounds(stack, plan, targets, report):
     return cells
 
 
-def median_or_none(values):
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 2) if values else None
+def median_or_none(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
 
 
-def summarize(load, runs):
+def summarize(load: tuple[int, int], runs: list[BenchRun]) -> Cell:
     """A cell: median, min, max and spread of the throughput, and the median run's bound."""
     connections, size = load
-    key = "mib_per_s" if size >= 1024 else "msgs_per_s"
-    values = sorted(r[key] for r in runs)
+    bulk = size >= 1024
+
+    def throughput(run: BenchRun) -> float:
+        return run.mib_per_s if bulk else run.msgs_per_s
+
+    values = sorted(throughput(r) for r in runs)
     median = statistics.median(values)
     spread = (values[-1] - values[0]) / median if median else None
     # The run whose throughput is the median (the lower middle one for an even count) speaks
     # for the cell: its bound is the cell's.
-    middle = sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
-    return {
-        "connections": connections,
-        "size": size,
-        "unit": key,
-        "median": median,
-        "min": values[0],
-        "max": values[-1],
-        "spread": None if spread is None else round(spread, 3),
-        "spread_flagged": spread is not None and spread > SPREAD_FLAG,
-        "bound": middle["bound"],
-        "bounds": [r["bound"] for r in runs],
-        "p99_us": round(statistics.median(r["latency_us"]["p99"] for r in runs)),
-        "server_cpu_percent": median_or_none(r["server_cpu_percent"] for r in runs),
-        "loadgen_cpu_percent": median_or_none(r["loadgen_cgroup_cpu_percent"] for r in runs),
-        "server_us_per_msg": median_or_none(r["server_us_per_msg"] for r in runs),
-        "loadgen_us_per_msg": median_or_none(r["loadgen_us_per_msg"] for r in runs),
-        "served": min(r["served"] for r in runs),
-        "missing": max(r["missing"] + r["errors"] for r in runs),
-        "mismatched": sum(r["mismatched"] for r in runs),
-        "runs": runs,
-    }
+    middle = sorted(runs, key=throughput)[(len(runs) - 1) // 2]
+    return Cell(
+        connections=connections,
+        size=size,
+        unit="mib_per_s" if bulk else "msgs_per_s",
+        median=median,
+        min=values[0],
+        max=values[-1],
+        spread=None if spread is None else round(spread, 3),
+        spread_flagged=spread is not None and spread > SPREAD_FLAG,
+        bound=middle.bound,
+        bounds=[r.bound for r in runs],
+        p99_us=round(statistics.median(r.latency_us.p99 for r in runs)),
+        server_cpu_percent=median_or_none(r.server_cpu_percent for r in runs),
+        loadgen_cpu_percent=median_or_none(r.loadgen_cgroup_cpu_percent for r in runs),
+        server_us_per_msg=median_or_none(r.server_us_per_msg for r in runs),
+        loadgen_us_per_msg=median_or_none(r.loadgen_us_per_msg for r in runs),
+        served=min(r.served for r in runs),
+        missing=max(r.missing + r.errors for r in runs),
+        mismatched=sum(r.mismatched for r in runs),
+        runs=runs,
+    )
 
 
-def idle_costs(stack, plan, target):
+def idle_costs(stack: Stack, plan: Plan, target: Target) -> IdleCosts:
     """Server memory with each of ``plan.idle_levels`` idle connections held, then the most
     connections it accepted (one at a time, each proved live) up to ``plan.idle_cap``."""
-    memory = {}
+    if target.cgroup is None:
+        raise BenchError(f"{target.name}: no container, so no memory to read")
+    memory: dict[str, IdleBaseline | IdleHeld] = {}
     for level in plan.idle_levels:
         if level == 0:
-            memory["0"] = {"idle_open": 0, "memory_bytes": target.cgroup.memory_bytes()}
+            memory["0"] = IdleBaseline(idle_open=0, memory_bytes=target.cgroup.memory_bytes())
             continue
-        argv = [*stack.loadgen, "--target", target.host, "--idle", str(level)]
-        argv += ["--hold", "3", "--timeout", "2", "--json"]
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
-            line = proc.stdout.readline()  # printed once the connections are open, then held
-            mem = target.cgroup.memory_bytes()
-            proc.wait(timeout=60)
-        held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "no result"}
-        memory[str(level)] = {
-            "idle_open": held["idle_open"],
-            "memory_bytes": mem,
-            "idle_failure": held.get("idle_failure"),
-        }
+        args = ["--target", target.host, "--idle", str(level), "--hold", "3", "--timeout", "2"]
+        proc = stack.loadgen(*args, "--json", stderr=True)
+        line = proc.readline(60)  # printed once the connections are open, then held
+        mem = target.cgroup.memory_bytes()
+        proc.output(60)
+        held = read_loadgen_line(IdleReport, line, args) if line.strip() else None
+        memory[str(level)] = IdleHeld(
+            idle_open=held.idle_open if held else 0,
+            memory_bytes=mem,
+            idle_failure=held.idle_failure if held else "no result",
+        )
     # A thread per connection takes a while to end thousands of threads: until the server
     # echoes again, the probe would count its own first connection as the most it accepts.
     stack.wait_echo(target.host, target.port)
-    probe = loadgen_json(
-        stack, "--target", target.host, "--idle", str(plan.idle_cap), "--timeout", "2", timeout=600
+    probe = loadgen_report(
+        stack,
+        IdleReport,
+        *("--target", target.host, "--idle", str(plan.idle_cap), "--timeout", "2"),
+        timeout=600,
     )
-    return {
-        "memory": memory,
-        "max_accepted": probe["idle_open"],
-        "max_failure": probe["idle_failure"],
-        "max_tried": plan.idle_cap,
-    }
+    return IdleCosts(
+        memory=memory,
+        max_accepted=probe.idle_open,
+        max_failure=probe.idle_failure,
+        max_tried=plan.idle_cap,
+    )

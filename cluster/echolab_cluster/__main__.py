@@ -15,16 +15,19 @@ The cluster is named by $ECHOLAB_CLUSTER, else $ECHOLAB_TAG, so several can shar
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 
 from echolab_common.cli import Parser, positive
+from echolab_common.wait import Timeout
+from echolab_host import DockerError
 from echolab_loadgen.merge import render
 
 from . import compare, registry, stack
 from .load import BENCH_LOAD, bench, loadgen_options
-from .nodes import Cluster, ClusterError
+from .nodes import Cluster
 
 
-def build_parser():
+def build_parser() -> Parser:
     p = Parser(prog="echolab_cluster", description="echolab on a Docker Swarm.")
     p.add_argument("--name", help="cluster name (default: $ECHOLAB_CLUSTER or $ECHOLAB_TAG)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,7 +56,7 @@ def build_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cluster = Cluster(args.name)
     try:
@@ -61,7 +64,7 @@ def main(argv=None):
             cluster.up(args.nodes, args.servers, args.registry)
         elif args.command == "bench":
             merged = bench(cluster, args.target, args.replicas, args.load)
-            print(json.dumps(merged) if args.json else render(merged), flush=True)
+            print(json.dumps(merged.to_json()) if args.json else render(merged), flush=True)
         elif args.command == "compare":
             runs = compare.compare(cluster, args.rounds, loadgen_options(args.load))
             print(compare.render(runs), flush=True)
@@ -71,7 +74,7 @@ def main(argv=None):
             registry.push(args.registry, args.images, cluster.tag)
         else:
             print(stack.render(stack.generate(stack.compose_config(), args.registry)), end="")
-    except (ClusterError, stack.StackError) as exc:
+    except (DockerError, stack.StackError, Timeout) as exc:
         print(f"echolab-cluster: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

@@ -2,28 +2,31 @@
 the server's own counts (``make cluster-bench``), and the deadline a run of loadgen deserves."""
 
 import itertools
+from collections.abc import Sequence
 
-from echolab_loadgen.merge import last_json, merge
+from echolab_loadgen.merge import MergedReport, last_json, merge
 
 from . import stack
-from .nodes import STATS_PORT, ClusterError
+from .errors import ClusterError
+from .nodes import Cluster
+from .stats import STATS_PORT
 
 BENCH_LOAD = ["--connections", "20", "--duration", "5"]
 BENCH_SLACK_S = 120  # beyond the load's own duration: starting, waiting for the target, logs
 
 
-def bench(cluster, target, replicas, load):
+def bench(cluster: Cluster, target: str, replicas: int | None, load: Sequence[str]) -> MergedReport:
     """Run loadgen replicas against ``target`` and merge their reports with the server's stats."""
-    if not cluster.nodes():
+    if not cluster.hosts.nodes():
         raise ClusterError(f"no cluster {cluster.name}: `make cluster` first")
     load = loadgen_options(load)
-    replicas = replicas or len(cluster.load_nodes())
+    replicas = replicas or len(cluster.swarm.load_nodes())
     config = stack.compose_config()
-    before = cluster.wait_serving(config, target)
+    before = cluster.stats.wait_serving(config, target)
     running = len(before["replicas"])
     args = ["--target", target, "--json", *load]
-    tasks = cluster.run_tool("loadgen", replicas, args, deadline(load))
-    after = cluster.server_stats(target, stack.published(config, target, STATS_PORT), running)
+    tasks = cluster.swarm.run_tool("loadgen", replicas, args, deadline(load))
+    after = cluster.stats.servers(target, stack.published(config, target, STATS_PORT), running)
     reports = {}
     for slot, task in enumerate(tasks, 1):
         try:
@@ -35,12 +38,12 @@ def bench(cluster, target, replicas, load):
     return merge(reports, before, after)
 
 
-def loadgen_options(load):
+def loadgen_options(load: Sequence[str]) -> list[str]:
     """The options after ``--``, else the default load."""
     return [arg for arg in load if arg != "--"] or BENCH_LOAD
 
 
-def deadline(load):
+def deadline(load: Sequence[str]) -> float:
     """Seconds a loadgen run with options ``load`` may take: its own duration (0 when given by
     messages) and the slack to start, wait for its target and report."""
     for flag, value in itertools.pairwise(load):

@@ -14,10 +14,10 @@ scaled up when they are to run.
 """
 
 import json
-import subprocess
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from echolab_host import Compose
+
 STACK = "echolab"
 NETWORK = "lab"
 # Node labels that say where things run: servers on echolab.server nodes, the client and loadgen
@@ -68,20 +68,12 @@ class StackError(Exception):
     """compose.yaml has something this generator cannot carry over."""
 
 
-def compose_config(root=ROOT):
+def compose_config() -> dict[str, Any]:
     """compose.yaml with every profile, as ``docker compose config`` resolves it."""
-    out = subprocess.run(
-        ["docker", "compose", "--profile", "*", "config", "--format", "json"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise StackError(f"docker compose config failed: {out.stderr.strip()}")
-    return json.loads(out.stdout)
+    return Compose(profiles=["*"]).config()
 
 
-def generate(config, registry=None):
+def generate(config: dict[str, Any], registry: str | None = None) -> dict[str, Any]:
     """The stack (a dict in compose file format 3.8) for ``docker stack deploy``."""
     services = {
         name: service(name, spec, registry)
@@ -95,12 +87,12 @@ def generate(config, registry=None):
     }
 
 
-def images(config):
+def images(config: dict[str, Any]) -> list[str]:
     """The images the stack runs (name:tag, as compose.yaml names them), each once."""
     return sorted({spec["image"] for spec in generate(config)["services"].values()})
 
 
-def local_only(spec):
+def local_only(spec: dict[str, Any]) -> str | None:
     """Why a service stays off the swarm (a LOCAL_ONLY reason), or None."""
     for profile in spec.get("profiles", ()):
         if f"profile {profile}" in LOCAL_ONLY:
@@ -110,7 +102,7 @@ def local_only(spec):
     return None
 
 
-def service(name, spec, registry):
+def service(name: str, spec: dict[str, Any], registry: str | None) -> dict[str, Any]:
     unknown = set(spec) - set(DROPPED) - set(KEPT) - set(TRANSLATED)
     if unknown:
         raise StackError(
@@ -136,7 +128,7 @@ def service(name, spec, registry):
     ]
     if not out["ports"]:
         del out["ports"]
-    deploy = {
+    deploy: dict[str, Any] = {
         "endpoint_mode": "dnsrr",
         "replicas": 0 if tool else 1,
         "placement": {"constraints": [f"node.labels.{LOAD_LABEL if tool else SERVER_LABEL} == 1"]},
@@ -155,7 +147,7 @@ def service(name, spec, registry):
     return out
 
 
-def published(config, name, target):
+def published(config: dict[str, Any], name: str, target: int) -> int:
     """The port where service ``name`` publishes its port ``target`` on every node it runs on."""
     for port in config["services"][name].get("ports", []):
         if port["target"] == target and port.get("published"):
@@ -163,6 +155,6 @@ def published(config, name, target):
     raise StackError(f"service {name} publishes no port for {target}")
 
 
-def render(stack):
+def render(stack: dict[str, Any]) -> str:
     """The stack as text for ``docker stack deploy -c``: JSON, which YAML readers accept as is."""
     return json.dumps(stack, indent=2) + "\n"

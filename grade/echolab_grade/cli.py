@@ -6,6 +6,7 @@ at 29 of 30 keeps 29. Exit codes: 0 every check of every server passed, 1 some c
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import shutil
@@ -19,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 
+from echolab_host import Compose, DockerError
 from echolab_server.variants import variant_names
 
 from .checks import CHECKS, LESSON_PAGES
@@ -104,12 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             done(future.result(), pending[future])
     finally:  # stopped early (Ctrl-C): what has not started never does, the rest is removed
         pool.shutdown(wait=False, cancel_futures=True)
-        subprocess.run(
-            ["docker", "compose", "-p", project, "down", "--remove-orphans"],
-            cwd=ROOT,
-            capture_output=True,
-            check=False,
-        )
+        Compose(project).run("down", "--remove-orphans", timeout=600, check=False)
         pool.shutdown(wait=True)
         shutil.rmtree(staging, ignore_errors=True)
     reports.sort(key=lambda report: [s.name for s in args.submissions].index(report["name"]))
@@ -132,8 +129,9 @@ def run(submission: Submission, project: str, number: int) -> dict:
         target = Target.student(submission.name, submission.file, project, number)
     try:
         return grade(target)
-    except (OSError, subprocess.SubprocessError) as exc:
-        target.remove()
+    except (OSError, DockerError) as exc:
+        with contextlib.suppress(DockerError):  # no engine to remove it from
+            target.remove()
         return not_graded(submission.name, f"the grader could not run it: {exc}")
 
 

@@ -3,11 +3,11 @@
 Everything goes through compose.yaml (services ``student``, ``server-<variant>``, ``grade-probe``,
 ``grade-netcat``), so the hardening is written once, there. The grader only names containers:
 ``docker compose run -d --name`` for the server, and probes that join its network namespace.
+Compose goes through echolab_host.Compose; the containers it made, through the Docker SDK.
 """
 
 import contextlib
 import json
-import os
 import re
 import select
 import subprocess
@@ -17,6 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+from echolab_host import Compose, ComposeTimeout, engine, speaking
+from requests.exceptions import RequestException
 
 ROOT = Path(__file__).resolve().parents[2]
 # The tutorial prints `Total messages received: N`; a colon-less or spaced variant is the same line.
@@ -57,7 +63,7 @@ class Target:
     project: str
     number: int  # its place in this run: container names stay unique whatever the names are
     env: dict[str, str] = field(default_factory=dict)
-    session: subprocess.Popen | None = field(default=None, repr=False)
+    session: subprocess.Popen[str] | None = field(default=None, repr=False)
 
     @classmethod
     def student(cls, name: str, path: Path, project: str, number: int) -> "Target":
@@ -72,39 +78,40 @@ class Target:
         slug = re.sub(r"[^a-zA-Z0-9_.-]", "-", self.name)[:40]
         return f"{self.project}-{self.number:02d}-{slug}"
 
-    def compose(self, *args: str, timeout: float, stdin: str | None = None, **env: str):
-        return subprocess.run(
-            ["docker", "compose", "-p", self.project, *args],
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **self.env, **env},
-        )
+    def compose(self, **env: str) -> Compose:
+        """Compose on the grader's project, with the target's variables and ``env``."""
+        return Compose(self.project, env={**self.env, **env})
 
-    def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    def found(self) -> Container | None:
+        """The server's container as the engine sees it now; None once it is gone."""
+        with speaking(f"container {self.container}"), contextlib.suppress(NotFound):
+            return engine().containers.get(self.container)
+        return None
 
     def start(self) -> str | None:
         """Start the server; None, or why compose could not start it."""
         self.remove()
         run = ("run", "--detach", "--no-deps", "--name", self.container, self.service)
         with STARTING:
-            done = None if self.project in NETWORKS else self.compose(*run, timeout=120)
+            done = None
+            if self.project not in NETWORKS:
+                done = self.compose().run(*run, timeout=120, check=False)
             if done is not None and done.returncode == 0:
                 NETWORKS.add(self.project)
-        done = done or self.compose(*run, timeout=120)
+        done = done or self.compose().run(*run, timeout=120, check=False)
         return None if done.returncode == 0 else last_line(done.stderr)
 
     def restart(self) -> None:
         """Start the server's container again; its probe must rejoin the new namespace."""
         self.close_session()
-        self.docker("start", self.container)
+        # A refusal shows as before: the server is not running at the next check.
+        with contextlib.suppress(APIError):
+            if container := self.found():
+                container.start()
 
-    def state(self) -> dict:
-        answer = self.docker("inspect", "--format", "{{json .State}}", self.container)
-        return json.loads(answer.stdout) if answer.returncode == 0 else {}
+    def state(self) -> dict[str, Any]:
+        container = self.found()
+        return container.attrs["State"] if container else {}
 
     def running(self) -> bool:
         return bool(self.state().get("Running"))
@@ -122,20 +129,28 @@ class Target:
         return f"exited with code {code}: {last_line(log) or '(no output)'}{at}"
 
     def memory(self) -> str:
-        answer = self.docker("inspect", "--format", "{{.HostConfig.Memory}}", self.container)
-        return f"{int(answer.stdout.strip() or 0) >> 20} MiB"
+        container = self.found()
+        return f"{(container.attrs['HostConfig']['Memory'] if container else 0) >> 20} MiB"
 
-    def logs(self, stream: str = "both", since: str | None = None) -> str:
+    def logs(self, stream: str = "both", since: float | None = None) -> str:
         """What the server printed since it last started (a restart begins a new count), or
-        since ``since``; its last LOG_TAIL lines at most."""
-        since = since or self.state().get("StartedAt", "0")
-        tail = ("--tail", str(LOG_TAIL))
-        answer = self.docker("logs", *tail, "--since", since, self.container)
-        return {
-            "stdout": answer.stdout,
-            "stderr": answer.stderr,
-            "both": answer.stdout + answer.stderr,
-        }[stream]
+        since ``since`` (a Unix time); its last LOG_TAIL lines at most, stdout then stderr."""
+        container = self.found()
+        if container is None:
+            return ""
+        started = container.attrs["State"].get("StartedAt")
+        since = since or (unix_time(started) if started else 0.0)
+        streams = {"stdout": ("stdout",), "stderr": ("stderr",), "both": ("stdout", "stderr")}
+        with speaking(f"the log of {self.container}"):
+            return "".join(
+                container.logs(
+                    stdout=name == "stdout",
+                    stderr=name == "stderr",
+                    tail=LOG_TAIL,
+                    since=since if since > 0 else None,  # a container never started: all
+                ).decode(errors="replace")
+                for name in streams[stream]
+            )
 
     def printed(self, since: float) -> list[str]:
         """What the server wrote to stderr since ``since`` (a Unix time), where Python puts a
@@ -146,7 +161,7 @@ class Target:
         """
         started = time.monotonic()
         while True:
-            lines = self.logs("stderr", since=f"{since:.3f}").splitlines()
+            lines = self.logs("stderr", since=since).splitlines()
             lines = [line.rstrip() for line in lines if line.strip()]
             waited = time.monotonic() - started
             if whole(lines) or waited > LOG_LAG or (not lines and waited > QUIET):
@@ -177,18 +192,18 @@ class Target:
         """Run one of probe.py's checks in the server's network namespace."""
         if not self.running():
             return {"passed": False, "saw": f"the server was not running: it {self.exited()}"}
-        if self.session is None:
-            self.session = self.open_session()
-        self.session.stdin.write(check + "\n")
-        self.session.stdin.flush()
+        session = self.session = self.session or self.open_session()
+        assert session.stdin and session.stdout, "open_session gives it both pipes"
+        session.stdin.write(check + "\n")
+        session.stdin.flush()
         ends = time.monotonic() + deadline
-        while not (ready := select.select([self.session.stdout], [], [], POLL_EXIT)[0]):
+        while not (ready := select.select([session.stdout], [], [], POLL_EXIT)[0]):
             if time.monotonic() > ends:
                 break
             if not self.running():  # no need to wait out the deadline of a server that is gone
                 self.close_session()
                 return {"passed": False, "saw": f"the server ended meanwhile: it {self.exited()}"}
-        line = self.session.stdout.readline() if ready else ""
+        line = session.stdout.readline() if ready else ""
         if not line:
             self.close_session()
             if not ready:
@@ -196,83 +211,77 @@ class Target:
             return {"passed": False, "saw": "the probe ended without a result"}
         return json.loads(line)
 
-    def open_session(self) -> subprocess.Popen:
-        """The probe container, idle in the server's namespace, and one ``probe --serve`` in it."""
-        self.compose(
-            "run", "--detach", "--no-deps", "--name", self.prober, "--entrypoint", "sleep",
-            "grade-probe", "infinity",
-            timeout=120, ECHOLAB_GRADE_TARGET=self.container,
-        )  # fmt: skip
-        serve = ["python3", "-m", "echolab_grade.probe", "--serve"]
-        return subprocess.Popen(
-            ["docker", "exec", "--interactive", self.prober, *serve],
+    def open_session(self) -> subprocess.Popen[str]:
+        """The probe container in the server's namespace, running ``probe --serve``: one check
+        a line on its stdin, one result a line on its stdout."""
+        return self.compose(ECHOLAB_GRADE_TARGET=self.container).popen(
+            *("run", "--rm", "-T", "--no-deps", "--name", self.prober, "grade-probe", "--serve"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            text=True,
         )
 
     def close_session(self) -> None:
         """End the probe (its container too): after a hang, or when the server restarts."""
-        self.docker("rm", "-f", self.prober)
+        self.discard(self.prober)
         if self.session is not None:
             self.session.kill()
             self.session.wait()
             self.session = None
 
-    def netcat(self, text: str, deadline: float) -> subprocess.CompletedProcess:
+    def netcat(self, text: str, deadline: float) -> subprocess.CompletedProcess[str]:
         """``nc -N 127.0.0.1 12345`` in the lab's netcat image, in the server's namespace."""
         name = f"{self.container}-nc"
+        nc = ("run", "--rm", "-T", "--name", name, "grade-netcat", "-N", "127.0.0.1", "12345")
         try:
-            return self.compose(
-                "run",
-                "--rm",
-                "-T",
-                "--name",
-                name,
-                "grade-netcat",
-                "-N",
-                "127.0.0.1",
-                "12345",
-                timeout=deadline,
-                stdin=text,
-                ECHOLAB_GRADE_TARGET=self.container,
+            return self.compose(ECHOLAB_GRADE_TARGET=self.container).run(
+                *nc, timeout=deadline, stdin=text, check=False
             )
-        except subprocess.TimeoutExpired:
-            self.docker("rm", "-f", name)
+        except ComposeTimeout:
+            self.discard(name)
             raise ProbeTimeout(f"nc got no whole echo and EOF within {deadline:g} s") from None
 
     def terminate(self, within: float) -> tuple[bool, str]:
         """Send SIGTERM: whether the server ended within ``within`` seconds, and what it did."""
-        waiter = subprocess.Popen(
-            ["docker", "wait", self.container], stdout=subprocess.PIPE, text=True
-        )
-        self.docker("kill", "--signal", "TERM", self.container)
-        # The engine has delivered the signal when the command returns; a CLI that took seconds
-        # to start on a busy machine must not count against the server.
+        container = self.found()
+        if container is None:
+            return False, "the server's container was gone"
+        with speaking(f"SIGTERM to {self.container}"):
+            container.kill(signal="SIGTERM")
+        # The engine has delivered the signal when the call returns; an engine slow to answer
+        # on a busy machine must not count against the server.
         sent = time.time()
-        try:
-            code = waiter.communicate(timeout=within + 5)[0].strip()
-        except subprocess.TimeoutExpired:
-            waiter.kill()
-            waiter.communicate()
+        code = self.wait_exit(within + 5)
+        if code is None:
             return False, f"still running {within + 5:g} s after SIGTERM"
-        took = finished_at(self.state()) - sent
+        took = unix_time(self.state()["FinishedAt"]) - sent
         return took <= within, f"ended {max(took, 0):.1f} s after SIGTERM, exit code {code}"
 
-    def wait_exit(self, within: float) -> None:
-        """Until the container has exited, or ``within`` seconds have passed."""
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.docker("wait", self.container, timeout=within)
+    def wait_exit(self, within: float) -> int | None:
+        """Until the container has exited, or ``within`` seconds have passed: its exit code,
+        None if it still runs."""
+        container = self.found()
+        if container is None:
+            return None
+        try:
+            return int(container.wait(timeout=within)["StatusCode"])
+        except (RequestException, APIError):  # no answer by the deadline, or removed meanwhile
+            return None
 
     def remove(self) -> None:
         self.close_session()
-        self.docker("rm", "-f", self.container)
+        self.discard(self.container)
+
+    @staticmethod
+    def discard(name: str) -> None:
+        """Remove a container, running or not, if it is there (``docker rm -f``)."""
+        with contextlib.suppress(APIError):
+            engine().containers.get(name).remove(force=True)
 
 
-def finished_at(state: dict) -> float:
-    """The engine's FinishedAt (RFC 3339, nanoseconds) as a Unix time."""
-    stamp = re.sub(r"(\.\d{6})\d*", r"\1", state["FinishedAt"]).replace("Z", "+00:00")
+def unix_time(stamp: str) -> float:
+    """An engine's time stamp (RFC 3339, nanoseconds) as a Unix time, to the microsecond below."""
+    stamp = re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00")
     return datetime.fromisoformat(stamp).timestamp()
 
 

@@ -22,6 +22,10 @@ class ComposeError(DockerError):
     """A command failed or ran past its deadline; the message is one line."""
 
 
+class ComposeTimeout(ComposeError):
+    """A command ran past its deadline (a caller may clean up after it: a named container)."""
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -48,7 +52,7 @@ def run(
             f"{argv[0]} not found: `make setup` installs Docker and Compose v2"
         ) from None
     except subprocess.TimeoutExpired:
-        raise ComposeError(f"no answer in {timeout:g} s: {shlex.join(argv[:8])} ...") from None
+        raise ComposeTimeout(f"no answer in {timeout:g} s: {shlex.join(argv[:8])} ...") from None
     if check and done.returncode != 0:
         last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise ComposeError(f"{shlex.join(argv[:8])} ... failed: {last[0]}")

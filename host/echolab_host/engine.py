@@ -1,9 +1,12 @@
 """The Docker engine through the Docker SDK for Python, with one-line errors."""
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import docker
 from docker.errors import APIError, DockerException
+from requests.exceptions import RequestException
 
 # Seconds an API call may take: `docker build`, a push or a pull is given its own timeout.
 API_TIMEOUT_S = 120
@@ -32,6 +35,16 @@ def engine() -> docker.DockerClient:
     except DockerException as exc:
         raise DockerError(f"no Docker engine reachable: {one_line(exc)}") from None
     return client
+
+
+@contextlib.contextmanager
+def speaking(what: str) -> Iterator[None]:
+    """An SDK error in the block (the engine's, or no answer in time) as one line:
+    ``DockerError("<what>: <why>")``."""
+    try:
+        yield
+    except (DockerException, RequestException) as exc:
+        raise DockerError(f"{what}: {one_line(exc)}") from None
 
 
 def remote(base_url: str, timeout: float = API_TIMEOUT_S) -> docker.DockerClient:

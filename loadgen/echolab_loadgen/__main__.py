@@ -13,6 +13,8 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from echolab_common.cli import (
     Parser,
@@ -30,19 +32,26 @@ from .engine import MAX_SIZE, Load
 from .experiment import MESSAGE, run_experiment
 from .idle import open_idle
 from .push import Pusher
+from .report import (
+    COUNTABLE_SIZE,
+    ExperimentReport,
+    IdleReport,
+    MeasuredReport,
+    Report,
+    SustainedReport,
+    Totals,
+    experiment_report,
+    sustained_report,
+)
 from .stats import ServerCount
 from .workers import WorkerDied, run_load
 
 PROGRESS_AFTER_S = 2.0
-MIB = 1 << 20
-# The server counts recv() calls that returned data (the tutorial's unit), 1024 bytes at most
-# each by default: only messages that fit in one recv() make its count comparable with ours.
-COUNTABLE_SIZE = 1024
 MIN_RATE = 0.001  # a message in 1000 s: the open loop's interval must fit in a float
 FLAG = "flag"  # the type of an option that takes no value
 # Each mode's options: (option, type or FLAG, default or None, help), each default said once (--help
 # quotes it). A mode is chosen by giving one of its options, so until then they stay unset.
-MODES = {
+MODES: dict[str, tuple[tuple[str, Callable[[str], Any] | str, Any, str], ...]] = {
     "experiment": (
         ("clients", positive(int), 2, "concurrent loops"),
         ("repeat", positive(int), 100, "connections per loop"),
@@ -83,7 +92,7 @@ GROUPS = {
 ONE_OF = ("messages", "duration")  # how long a sustained load runs: one or the other
 
 
-def build_parser():
+def build_parser() -> Parser:
     p = Parser(prog="loadgen", description="Drive an echolab echo server and measure it.")
     p.add_argument(
         "--target",
@@ -136,7 +145,7 @@ def build_parser():
     return p
 
 
-def mode_of(args, parser):
+def mode_of(args: argparse.Namespace, parser: Parser) -> tuple[str, dict[str, Any]]:
     """The mode, and its options with their defaults; mixing two modes' options is an error."""
     modes_of = {option: mode for mode, options in MODES.items() for option, *_ in options}
     given = {option: mode for option, mode in modes_of.items() if option in vars(args)}
@@ -148,7 +157,7 @@ def mode_of(args, parser):
     return mode, defaults | {option: getattr(args, option) for option in given}
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     mode, options = mode_of(args, parser)
@@ -169,6 +178,7 @@ def main(argv=None):
         count = ServerCount(args.target, args.stats_port)
         if count.warning:
             print(f"loadgen: warning: {count.warning}", file=sys.stderr, flush=True)
+        target = f"{args.target}:{args.port}"
         size = len(MESSAGE) if mode == "experiment" else options["size"]
         pusher = Pusher(
             args.pushgateway,
@@ -176,10 +186,13 @@ def main(argv=None):
             count.before if size <= COUNTABLE_SIZE else None,
         )
         pusher.push(0, 0)
+        totals: Totals
+        result: ExperimentReport | SustainedReport
         if mode == "experiment":
             clients, repeat = options["clients"], options["repeat"]
-            raw = run_experiment(args.target, args.port, clients, repeat, args.timeout)
-            connections = clients * repeat
+            totals = run_experiment(args.target, args.port, clients, repeat, args.timeout)
+            pusher.push(totals.sent, totals.echoed)
+            result = experiment_report(target, totals, count.counted(), clients * repeat, size)
         else:
             if count.logs_per_message:
                 print(
@@ -201,101 +214,74 @@ def main(argv=None):
             )
             progress = Progress()
 
-            def each_second(sent, echoed, failed):
+            def each_second(sent: int, echoed: int, failed: int) -> None:
                 progress.update(sent, echoed, failed)
                 pusher.push(sent, echoed)
 
-            raw = run_load(load, options["procs"], each_second)
+            totals = run_load(load, options["procs"], each_second)
             progress.done()
-            connections = load.connections
-        pusher.push(raw["sent"], raw["echoed"])
-        result = summarize(raw, count.counted(), connections, size)
+            pusher.push(totals.sent, totals.echoed)
+            result = sustained_report(
+                target,
+                totals,
+                count.counted(),
+                load.connections,
+                size,
+                options["procs"],
+                options["rate"],
+            )
     except KeyboardInterrupt:
         print("\nloadgen: interrupted", file=sys.stderr, flush=True)
         return 130
     except WorkerDied as exc:
         print(f"loadgen: {exc}", file=sys.stderr, flush=True)
         return 1
-    result = {"mode": mode, "target": f"{args.target}:{args.port}"} | result
-    if mode == "sustained":
-        result |= {"procs": options["procs"], "rate": options["rate"]}
     if args.json:  # the sketch itself, so reports of several replicas merge (merge.py)
-        result["latency_sketch"] = raw["recorder"].to_json()
+        result.latency_sketch = totals.recorder.to_sketch()
     return verdict(result, args.json)
 
 
-def summarize(raw, counted, connections, size):
-    """The documented JSON keys, from a worker or experiment report."""
-    elapsed = raw["elapsed_s"]
-    echoed = raw["echoed"]
-    in_window = raw.get("echoed_in_window", echoed)  # the experiment has no window to end
-    out = {
-        "sent": raw["sent"],
-        "echoed": echoed,
-        "mismatched": raw["mismatched"],
-        "missing": raw["sent"] - echoed - raw["mismatched"],
-        "errors": raw["errors"],
-        "server_counted": counted,
-        "lost_updates": None if counted is None or size > COUNTABLE_SIZE else raw["sent"] - counted,
-        "msgs_per_s": round(in_window / elapsed, 1) if elapsed else 0.0,
-        "mib_per_s": round(in_window * size / MIB / elapsed, 3) if elapsed else 0.0,
-        "duration_s": round(elapsed, 3),
-        "connections": connections,
-        "size": size,
-        "latency_us": raw["recorder"].summary(),
-        "first_error": raw["first_error"],
-    }
-    if "served" in raw:  # a server that serves some connections only (simple, pool) shows here
-        out["served"] = raw["served"]
-    if "cpu_s" in raw:
-        out["loadgen_cpu_percent"] = round(100 * raw["cpu_s"] / elapsed, 1) if elapsed else 0.0
-    if raw.get("cgroup_cpu_s") is not None:
-        out["cgroup_cpu_s"] = round(raw["cgroup_cpu_s"], 4)
-    return out
-
-
-def verdict(result, as_json):
+def verdict(result: MeasuredReport, as_json: bool) -> int:
     """Show the result; exit 0 only if every message sent came back intact.
 
     A server that could not be reached at all gets one line, not a table of zeros.
     """
-    unreachable = result["sent"] == 0 and result["errors"]
+    unreachable = result.sent == 0 and result.errors
     if as_json or not unreachable:
         show(result, as_json)
     if unreachable:
         print(
-            f"loadgen: cannot reach {result['target']}: {result['first_error']}",
+            f"loadgen: cannot reach {result.target}: {result.first_error}",
             file=sys.stderr,
             flush=True,
         )
         return 1
-    return 1 if result["mismatched"] or result["missing"] or result["errors"] else 0
+    return 1 if result.mismatched or result.missing or result.errors else 0
 
 
-def idle_mode(args, count):
+def idle_mode(args: argparse.Namespace, count: int) -> int:
     socks, failure = open_idle(args.target, args.port, count, args.timeout)
-    result = {
-        "mode": "idle",
-        "target": f"{args.target}:{args.port}",
-        "idle_requested": count,
-        "idle_open": len(socks),
-        "idle_failure": failure,
-    }
+    result = IdleReport(
+        target=f"{args.target}:{args.port}",
+        idle_requested=count,
+        idle_open=len(socks),
+        idle_failure=failure,
+    )
     show(result, args.json)
     with contextlib.suppress(KeyboardInterrupt):
         time.sleep(args.hold)
     for sock in socks:
         sock.close()
     if not socks and failure:
-        print(f"loadgen: cannot reach {result['target']}: {failure}", file=sys.stderr, flush=True)
+        print(f"loadgen: cannot reach {result.target}: {failure}", file=sys.stderr, flush=True)
     return 0 if failure is None else 1
 
 
-def show(result, as_json):
+def show(result: Report, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result), flush=True)
+        print(json.dumps(result.to_json()), flush=True)
         return
-    for key, value in result.items():
+    for key, value in result.to_json().items():
         if isinstance(value, dict):
             value = "  ".join(f"{k} {v}" for k, v in value.items())
         elif value is None:
@@ -307,13 +293,13 @@ def show(result, as_json):
 class Progress:
     """A live line on a terminal for runs longer than a couple of seconds; silent otherwise."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self.start = time.monotonic()
         self.shown = False
         self.last = (0, time.monotonic())
 
-    def update(self, sent, echoed, failed):
+    def update(self, sent: int, echoed: int, failed: int) -> None:
         now = time.monotonic()
         rate = (echoed - self.last[0]) / max(now - self.last[1], 1e-9)
         self.last = (echoed, now)
@@ -328,7 +314,7 @@ class Progress:
             flush=True,
         )
 
-    def done(self):
+    def done(self) -> None:
         if self.shown:
             print(file=sys.stderr, flush=True)
 

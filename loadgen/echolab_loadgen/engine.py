@@ -20,13 +20,20 @@ import random
 import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .histogram import LatencyRecorder
+from .report import LoadTotals
 
 EPOLLOUT = select.EPOLLOUT
 READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
-PAYLOAD_VARIANTS = 7  # prime, so that connection i and i+1 never send the same message in step
+# Message k of connection i is payload (i + k) mod PAYLOAD_VARIANTS: any count of two or more
+# gives consecutive messages and neighbouring connections different ones. The count sets how far
+# that goes: an echo up to 6 messages stale, or of a connection up to 6 away in step, is a
+# different message and so is caught; 7 stays small because each worker holds them all (MAX_SIZE).
+PAYLOAD_VARIANTS = 7
 PROGRESS_EVERY_NS = 200_000_000
 READ_CHUNK = 262_144
 # Each worker process holds PAYLOAD_VARIANTS messages in memory, whatever the connection count:
@@ -59,7 +66,7 @@ CGROUP_V1_CPU = "/sys/fs/cgroup/cpuacct/cpuacct.usage"
 CGROUP_V2_CPU = "/sys/fs/cgroup/cpu.stat"
 
 
-def cgroup_cpu_s():
+def cgroup_cpu_s() -> float | None:
     """CPU seconds used so far by every process in this cgroup, or None where unreadable."""
     try:
         with open(CGROUP_V1_CPU) as usage:
@@ -77,7 +84,7 @@ def cgroup_cpu_s():
     return None
 
 
-def make_payloads(size):
+def make_payloads(size: int) -> list[bytes]:
     """Distinct pseudo-random messages of ``size`` bytes (seeded: every run sends the same ones)."""
     rng = random.Random(size)
     return [rng.randbytes(size) for _ in range(PAYLOAD_VARIANTS)]
@@ -86,7 +93,7 @@ def make_payloads(size):
 class Conn:
     __slots__ = ("due", "expected", "fd", "got", "ident", "intact", "out", "seq", "sock", "t0")
 
-    def __init__(self, sock, ident):
+    def __init__(self, sock: socket.socket, ident: int) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.ident = ident
@@ -94,7 +101,7 @@ class Conn:
         self.expected = b""
         self.got = 0
         self.intact = True
-        self.out = None  # memoryview of the unsent rest of the current message
+        self.out: memoryview | None = None  # the unsent rest of the current message
         self.t0 = 0
         self.due = 0
 
@@ -102,7 +109,9 @@ class Conn:
 class Engine:
     """Runs ``load`` over ``count`` connections numbered from ``first``; see ``run``."""
 
-    def __init__(self, load, first, count, progress=None, row=0):
+    def __init__(
+        self, load: Load, first: int, count: int, progress: Any = None, row: int = 0
+    ) -> None:
         self.load = load
         self.first = first
         self.count = count
@@ -111,22 +120,22 @@ class Engine:
         self.payloads = make_payloads(load.size)
         self.ep = select.epoll()
         self.epoll_fd = [self.ep.fileno()]
-        self.conns = {}
+        self.conns: dict[int, Conn] = {}
         self.recorder = LatencyRecorder()
         self.sent = self.echoed = self.mismatched = self.errors = 0
         # Connections that had an echo back before the end: a server that serves one connection
         # at a time (simple) still answers the others' first messages after the end, one by one.
         self.served = 0
-        self.echoed_in_window = None  # set at the end: throughput counts no echo of the drain
-        self.first_error = None
-        self.heap = []
+        self.echoed_in_window: int | None = None  # set at the end: no echo of the drain counts
+        self.first_error: str | None = None
+        self.heap: list[tuple[int, int]] = []
         self.interval_ns = 0
         if load.rate:
             self.interval_ns = round(1e9 * load.connections / load.rate)
 
     # -- connection set-up ---------------------------------------------------------------------
 
-    def connect(self):
+    def connect(self) -> int:
         """Open every connection at once; return how many are established within the timeout."""
         try:
             infos = socket.getaddrinfo(
@@ -138,7 +147,7 @@ class Engine:
         # A name with several addresses (a swarm service's replicas under dnsrr) gets the
         # connections in turns; resolvers sort the answers, so the first alone would take all.
         addresses = list(dict.fromkeys(info[4] for info in infos))
-        pending = {}
+        pending: dict[int, Conn] = {}
         for ident in range(self.first, self.first + self.count):
             address = addresses[ident % len(addresses)]
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -165,23 +174,23 @@ class Engine:
             self.drop(conn, TimeoutError(f"connect timed out after {self.load.timeout:g} s"))
         return len(self.conns)
 
-    def fail(self, exc, count=1):
+    def fail(self, exc: BaseException, count: int = 1) -> None:
         self.errors += count
         if self.first_error is None:
             self.first_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
-    def drop(self, conn, exc):
+    def drop(self, conn: Conn, exc: BaseException) -> None:
         """A connection broke: count it, close it, forget it."""
         self.fail(exc)
         self.close(conn)
 
-    def close(self, conn):
+    def close(self, conn: Conn) -> None:
         self.conns.pop(conn.fd, None)
         conn.sock.close()  # closing the only descriptor also takes it out of the epoll set
 
     # -- the lock step -------------------------------------------------------------------------
 
-    def send(self, conn, t0):
+    def send(self, conn: Conn, t0: int) -> None:
         conn.expected = self.payloads[(conn.ident + conn.seq) % PAYLOAD_VARIANTS]
         conn.got = 0
         conn.intact = True
@@ -199,21 +208,22 @@ class Engine:
             conn.out = memoryview(conn.expected)[n:]
             self.ep.modify(conn.fd, select.EPOLLIN | select.EPOLLOUT)
 
-    def send_rest(self, conn):
+    def send_rest(self, conn: Conn, out: memoryview) -> None:
+        """Send more of ``out``, the unsent rest of ``conn``'s message."""
         try:
-            n = conn.sock.send(conn.out)
+            n = conn.sock.send(out)
         except BlockingIOError:
             return
         except OSError as exc:
             self.drop(conn, exc)
             return
-        conn.out = conn.out[n:]
+        conn.out = out[n:]
         if not conn.out:
             conn.out = None
             self.sent += 1
             self.ep.modify(conn.fd, select.EPOLLIN)
 
-    def absorb(self, conn, data):
+    def absorb(self, conn: Conn, data: bytes) -> bool:
         """The echo arrived in pieces, wrong, or not at all; True once the whole message is in.
 
         The whole echo in one piece and intact is handled inline in ``run``: it is the usual case.
@@ -237,7 +247,7 @@ class Engine:
             self.mismatched += 1
         return True
 
-    def run(self, go=None):
+    def run(self, go: Callable[[], object] | None = None) -> LoadTotals:
         """Connect, call ``go`` (the start barrier shared by all workers), drive the load, report.
 
         Bounded in time as well as count: the run ends ``timeout`` seconds after the duration,
@@ -255,6 +265,7 @@ class Engine:
         timeout_ns = int(load.timeout * 1e9)
         end_sending = start + int(load.duration * 1e9) if load.duration else None
         limit = load.messages
+        conn: Conn | None
         for conn in list(self.conns.values()):
             if load.rate:  # spread the connections' first messages evenly over one interval
                 conn.due = start + conn.ident * self.interval_ns // load.connections
@@ -283,7 +294,7 @@ class Engine:
                 if conn is None:
                     continue
                 if ev & EPOLLOUT and conn.out is not None:
-                    self.send_rest(conn)
+                    self.send_rest(conn, conn.out)
                     if fd not in conns:
                         continue
                 if not ev & READABLE:
@@ -324,10 +335,12 @@ class Engine:
         for conn in list(self.conns.values()):
             self.close(conn)  # still waiting for an echo when the time was up: counted as missing
         cpu_s = sum(os.times()[:2]) - cpu0
-        cgroup1 = cgroup_cpu_s() if cgroup0 is not None else None
-        return self.report(window - start, cpu_s, None if cgroup1 is None else cgroup1 - cgroup0)
+        cgroup = None
+        if cgroup0 is not None and (cgroup1 := cgroup_cpu_s()) is not None:
+            cgroup = cgroup1 - cgroup0
+        return self.report(window - start, cpu_s, cgroup)
 
-    def poll_timeout(self, now, end_sending):
+    def poll_timeout(self, now: int, end_sending: int | None) -> float:
         """Seconds until the next due message or the end, in whole ms where it is a ms or more.
 
         Rounding down wakes the loop early rather than late: a late wake-up would be counted as
@@ -343,14 +356,14 @@ class Engine:
             left -= left % 1_000_000
         return min(left, PROGRESS_EVERY_NS) / 1e9
 
-    def schedule(self, conn, now):
+    def schedule(self, conn: Conn, now: int) -> None:
         conn.due += self.interval_ns
         if conn.due <= now:
             self.send(conn, conn.due)
         else:
             heapq.heappush(self.heap, (conn.due, conn.fd))
 
-    def release_due(self, now, sending):
+    def release_due(self, now: int, sending: bool) -> None:
         heap = self.heap
         while heap and heap[0][0] <= now:
             due, fd = heapq.heappop(heap)
@@ -367,28 +380,28 @@ class Engine:
                     self.close(self.conns[fd])
             heap.clear()
 
-    def publish(self):
+    def publish(self) -> None:
         if self.progress is not None:
             row = self.row
             self.progress[row + P_SENT] = self.sent
             self.progress[row + P_ECHOED] = self.echoed
             self.progress[row + P_FAILED] = self.errors + self.mismatched
 
-    def report(self, elapsed_ns, cpu_s, cgroup_cpu_s):
+    def report(self, elapsed_ns: int, cpu_s: float, cgroup_cpu_s: float | None) -> LoadTotals:
         self.publish()
         self.ep.close()
-        return {
-            "sent": self.sent,
-            "echoed": self.echoed,
-            "echoed_in_window": self.echoed
+        return LoadTotals(
+            sent=self.sent,
+            echoed=self.echoed,
+            echoed_in_window=self.echoed
             if self.echoed_in_window is None
-            else (self.echoed_in_window),
-            "mismatched": self.mismatched,
-            "errors": self.errors,
-            "served": self.served,
-            "elapsed_s": elapsed_ns / 1e9,
-            "cpu_s": cpu_s,
-            "cgroup_cpu_s": cgroup_cpu_s,
-            "recorder": self.recorder,
-            "first_error": self.first_error,
-        }
+            else self.echoed_in_window,
+            mismatched=self.mismatched,
+            errors=self.errors,
+            served=self.served,
+            elapsed_s=elapsed_ns / 1e9,
+            cpu_s=cpu_s,
+            cgroup_cpu_s=cgroup_cpu_s,
+            recorder=self.recorder,
+            first_error=self.first_error,
+        )

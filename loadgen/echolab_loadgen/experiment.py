@@ -11,11 +11,12 @@ import threading
 import time
 
 from .histogram import LatencyRecorder
+from .report import Totals
 
 MESSAGE = b"Hello, world"
 
 
-def read_echo(sock, size):
+def read_echo(sock: socket.socket, size: int) -> bytes:
     """Read up to ``size`` bytes, stopping early only if the server closes the connection."""
     echo = b""
     while len(echo) < size:
@@ -26,13 +27,20 @@ def read_echo(sock, size):
     return echo
 
 
-def run_experiment(host, port, clients, repeat, timeout):
-    """Run ``clients`` loops of ``repeat`` connections; returns the engine's report shape."""
+def run_experiment(host: str, port: int, clients: int, repeat: int, timeout: float) -> Totals:
+    """Run ``clients`` loops of ``repeat`` connections; what they counted."""
     lock = threading.Lock()
-    totals = {"sent": 0, "echoed": 0, "mismatched": 0, "errors": 0, "first_error": None}
-    recorder = LatencyRecorder()
+    totals = Totals(
+        sent=0,
+        echoed=0,
+        mismatched=0,
+        errors=0,
+        first_error=None,
+        elapsed_s=0.0,
+        recorder=LatencyRecorder(),
+    )
 
-    def loop():
+    def loop() -> None:
         for _ in range(repeat):
             try:
                 sock = socket.create_connection((host, port), timeout=timeout)
@@ -43,24 +51,24 @@ def run_experiment(host, port, clients, repeat, timeout):
                 try:
                     t0 = time.perf_counter_ns()
                     sock.sendall(MESSAGE)
-                    count("sent")
+                    with lock:
+                        totals.sent += 1
                     echo = read_echo(sock, len(MESSAGE))
                 except OSError as exc:
                     failed(exc)
                     continue
             if len(echo) == len(MESSAGE):
-                count("echoed" if echo == MESSAGE else "mismatched")
                 with lock:
-                    recorder.record((time.perf_counter_ns() - t0) // 1000)
+                    if echo == MESSAGE:
+                        totals.echoed += 1
+                    else:
+                        totals.mismatched += 1
+                    totals.recorder.record((time.perf_counter_ns() - t0) // 1000)
 
-    def count(key):
+    def failed(exc: OSError) -> None:
         with lock:
-            totals[key] += 1
-
-    def failed(exc):
-        with lock:
-            totals["errors"] += 1
-            totals["first_error"] = totals["first_error"] or f"{type(exc).__name__}: {exc}"
+            totals.errors += 1
+            totals.first_error = totals.first_error or f"{type(exc).__name__}: {exc}"
 
     start = time.perf_counter()
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
@@ -68,6 +76,5 @@ def run_experiment(host, port, clients, repeat, timeout):
         thread.start()
     for thread in threads:
         thread.join()
-    totals["elapsed_s"] = time.perf_counter() - start
-    totals["recorder"] = recorder
+    totals.elapsed_s = time.perf_counter() - start
     return totals

@@ -12,18 +12,21 @@ from .experiment import read_echo
 PING = b"."
 
 
-def open_idle(host, port, count, timeout):
+def open_idle(
+    host: str, port: int, count: int, timeout: float
+) -> tuple[list[socket.socket], str | None]:
     """Open up to ``count`` live connections; stop at the first that fails.
 
     Returns (open sockets, None) or (open sockets, a one-line reason the next one failed).
     """
-    socks = []
+    socks: list[socket.socket] = []
     for _ in range(count):
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             return socks, f"connection {len(socks) + 1} refused: {exc}"
         socks.append(sock)
+        echo: bytes | None
         try:
             sock.sendall(PING)
             echo = read_echo(sock, len(PING))

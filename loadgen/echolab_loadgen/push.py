@@ -24,7 +24,7 @@ class Pusher:
     """Pushes ``sent`` and ``echoed`` of one run against one variant to ``address`` (host:port),
     with the server's count at the start when the two counts are comparable."""
 
-    def __init__(self, address: str, variant: str, server_at_start: int | None) -> None:
+    def __init__(self, address: str | None, variant: str, server_at_start: int | None) -> None:
         self.address = address
         self.path = f"/metrics/job/loadgen/variant/{quote(variant, safe='')}"
         self.server_at_start = server_at_start

@@ -4,6 +4,8 @@ import http.client
 import json
 import socket
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from echolab_common.cli import Parser, port
 
@@ -12,7 +14,7 @@ class StatsUnavailable(Exception):
     """The server has no stats endpoint we can read (say, a bring-your-own server)."""
 
 
-def fetch_stats(host, port, timeout=3.0):
+def fetch_stats(host: str, port: int, timeout: float = 3.0) -> Any:
     """One ``/stats`` reading, with plain http.client: no proxy setting can send it elsewhere."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -32,12 +34,12 @@ class ServerCount:
     """How many messages the server counted during a run (its /stats count is cumulative, so
     this is the difference); not to be confused with the server's own MessageCounter."""
 
-    def __init__(self, host, port):
+    def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.before = None
-        self.warning = None
+        self.before: int | None = None
+        self.warning: str | None = None
         self.logs_per_message = False  # the server prints a line per message (its /stats says)
-        self.variant = None  # the variant its /stats names
+        self.variant: str | None = None  # the variant its /stats names
         if port:
             try:
                 stats = fetch_stats(host, port)
@@ -48,28 +50,31 @@ class ServerCount:
                 self.logs_per_message = stats.get("log_per_message") is True
                 self.variant = stats.get("variant")
 
-    def counted(self):
+    def counted(self) -> int | None:
         """Messages the server counted since construction, or None where it cannot be read."""
         if self.before is None:
             return None
         try:
-            return fetch_stats(self.host, self.port)["messages"] - self.before
+            messages: int = fetch_stats(self.host, self.port)["messages"]
+            return messages - self.before
         except (StatsUnavailable, KeyError, TypeError) as exc:
             self.warning = str(exc)
             return None
 
 
-def replica_stats(name, port, timeout=3.0):
+def replica_stats(name: str, port: int, timeout: float = 3.0) -> dict[str, Any]:
     """Every replica's ``/stats``, by address: a swarm's ``tasks.<service>`` resolves to one
     address per running replica, and the server's totals are their exact sum."""
     try:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise StatsUnavailable(f"cannot resolve {name}: {exc.strerror}") from None
-    return {addr: fetch_stats(addr, port, timeout) for addr in sorted({i[4][0] for i in infos})}
+    return {
+        addr: fetch_stats(addr, port, timeout) for addr in sorted({str(i[4][0]) for i in infos})
+    }
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m echolab_loadgen.stats tasks.server-poll``: one JSON line, every replica."""
     parser = Parser(prog="echolab_loadgen.stats", description=main.__doc__)
     parser.add_argument("name", help="host name of the servers, e.g. tasks.server-poll")

@@ -12,28 +12,45 @@ import platform
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
 from echolab_bench import machine
 from echolab_bench.cli import BUSY_LOAD, default_pinning
-from echolab_bench.docker import REPO, BenchError, Cgroup, Stack, run
+from echolab_bench.docker import ONE_LINE_ERRORS, REPO, BenchError, Cgroup, Stack
 from echolab_common.cli import Parser, number, positive, seconds
+from echolab_host import engine, run
 from echolab_server.variants import registry
 
 from . import runs
+from .documents import (
+    CostParameters,
+    CostPoint,
+    Document,
+    Experiment,
+    Measured,
+    PoolParameters,
+    RaceParameters,
+    RaceResult,
+    RunFacts,
+    WaitingLine,
+    WaitParameters,
+)
 from .figures import DRAW, save
 
 PICTURES = tuple(DRAW)
 PROJECT = "echolab-pictures"
 OUT = REPO / "docs" / "pictures"
-EXPERIMENT = {"clients": 2, "repeat": 100}  # the tutorial's two shell loops of 100
+EXPERIMENT: Experiment = {"clients": 2, "repeat": 100}  # the tutorial's two shell loops of 100
 IDLE_LEVELS = (0, 100, 1000, 5000, 10_000)
 GAP_S = 1.0  # from the last holder served to the newcomer connecting
 READINESS = ("select", "poll", "epoll")
 
 
-def picture_list(text):
+def picture_list(text: str) -> tuple[str, ...]:
     names = tuple(text.split(","))
     unknown = [n for n in names if n not in PICTURES]
     if unknown:
@@ -43,11 +60,11 @@ def picture_list(text):
     return names
 
 
-def levels(text):
+def levels(text: str) -> tuple[int, ...]:
     return tuple(sorted({number(int, least=0)(n) for n in text.split(",")}))
 
 
-def build_parser():
+def build_parser() -> Parser:
     p = Parser(prog="pictures", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--only", type=picture_list, default=PICTURES, help=f"some of: {', '.join(PICTURES)}"
@@ -79,13 +96,13 @@ def build_parser():
     return p
 
 
-def say(text):
+def say(text: str) -> None:
     print(f"pictures: {text}", flush=True)
 
 
-def commit():
+def commit() -> str:
     """HEAD's short hash, marked when the tree differs from it (the pictures themselves aside)."""
-    head = run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"]).strip()
+    head = run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"]).stdout.strip()
     changed = run(
         [
             *("git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"),
@@ -93,11 +110,11 @@ def commit():
             ".",
             ":!docs/pictures",
         ]
-    ).strip()
+    ).stdout.strip()
     return f"{head}+uncommitted changes" if changed else head
 
 
-def noise_note(cores, load_at_start, load_at_end):
+def noise_note(cores: int | None, load_at_start: float, load_at_end: float) -> str:
     """How far to trust the timings: was anything else running while they were taken?"""
     loads = f"load average {load_at_start:.1f} at the start, {load_at_end:.1f} at the end"
     if max(load_at_start, load_at_end) > BUSY_LOAD:
@@ -108,7 +125,7 @@ def noise_note(cores, load_at_start, load_at_end):
     return f"Taken on a quiet {cores}-core machine ({loads})"
 
 
-def run_facts(head, started, load_at_start):
+def run_facts(head: str, started: datetime, load_at_start: list[float]) -> RunFacts:
     """Which run made a picture, and on what."""
     cores, load_at_end = os.cpu_count(), machine.load_average()
     return {
@@ -118,7 +135,7 @@ def run_facts(head, started, load_at_start):
         "cpu": machine.cpu_model(),
         "cores": cores,
         "kernel": platform.release(),
-        "docker": run(["docker", "info", "--format", "{{.ServerVersion}}"]).strip(),
+        "docker": engine().info()["ServerVersion"],
         "base_image": machine.base_image(),
         "load_average_at_start": load_at_start,
         "load_average_at_end": load_at_end,
@@ -126,7 +143,9 @@ def run_facts(head, started, load_at_start):
     }
 
 
-def threads_vs_lock(args, stack):
+def threads_vs_lock(
+    args: argparse.Namespace, stack: Stack
+) -> Measured[RaceParameters, dict[str, RaceResult]]:
     say("threads and lock: 2 loops of 100 one-message clients each (about 20 s)")
     return {
         "variants": ["threads", "lock"],
@@ -135,7 +154,7 @@ def threads_vs_lock(args, stack):
     }
 
 
-def simple_wait(args, stack):
+def simple_wait(args: argparse.Namespace, stack: Stack) -> Measured[WaitParameters, WaitingLine]:
     say(f"simple: client 1 holds on for {args.hold:g} s while client 2 waits")
     return {
         "variants": ["simple"],
@@ -144,8 +163,9 @@ def simple_wait(args, stack):
     }
 
 
-def pool_wait(args, stack):
+def pool_wait(args: argparse.Namespace, stack: Stack) -> Measured[PoolParameters, WaitingLine]:
     workers = registry()["pool"].serves_at_once
+    assert workers is not None, "pool's design fixes how many clients it serves at once"
     say(f"pool: {workers} clients hold on for {args.hold:g} s while client {workers + 1} waits")
     return {
         "variants": ["pool"],
@@ -154,7 +174,7 @@ def pool_wait(args, stack):
     }
 
 
-def report_point(variant, point):
+def report_point(variant: str, point: CostPoint) -> None:
     if "runs" not in point:
         say(
             f"{variant:>6} {point['idle']:>6} idle: opened {point['idle_open']}, "
@@ -166,7 +186,9 @@ def report_point(variant, point):
     say(f"{variant:>6} {point['idle']:>6} idle: server us/msg {cpu}; p50 us {p50}")
 
 
-def readiness_cost(args, stack):
+def readiness_cost(
+    args: argparse.Namespace, stack: Stack
+) -> Measured[CostParameters, dict[str, list[CostPoint]]]:
     containers = stack.start_servers(READINESS)
     classes = registry()
     targets = {v: (Cgroup(c), classes[v].descriptor_ceiling) for v, c in containers.items()}
@@ -187,16 +209,21 @@ def readiness_cost(args, stack):
     }
 
 
-LESSONS = {"threads-vs-lock": threads_vs_lock, "simple-wait": simple_wait, "pool-wait": pool_wait}
+Produce = Callable[[argparse.Namespace, Stack], Measured[Any, Any]]  # a picture's measurement
+LESSONS: dict[str, Produce] = {
+    "threads-vs-lock": threads_vs_lock,
+    "simple-wait": simple_wait,
+    "pool-wait": pool_wait,
+}
 LESSON_VARIANTS = ("threads", "lock", "simple", "pool")
 
 
-def measure(args):
+def measure(args: argparse.Namespace) -> None:
     """Measure each wanted picture, the two stacks in turn, and draw it as soon as its data is
     in: a failure later on leaves the pictures made so far."""
     head = commit()
 
-    def make(name, produce, stack):
+    def make(name: str, produce: Produce, stack: Stack) -> None:
         started, load_at_start = datetime.now(UTC), machine.load_average()
         doc = produce(args, stack)
         facts = run_facts(head, started, load_at_start)
@@ -222,14 +249,14 @@ def measure(args):
             make("readiness-cost", readiness_cost, stack)
 
 
-def draw(out, name, doc):
+def draw(out: Path, name: str, doc: Document[Any, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
     save(DRAW[name](doc, doc["run"]), out / name)
     say(f"wrote {out / name}.png, .svg and .json")
 
 
-def redraw(out, names):
+def redraw(out: Path, names: Sequence[str]) -> None:
     for name in names:
         try:
             doc = json.loads((out / f"{name}.json").read_text())
@@ -238,7 +265,7 @@ def redraw(out, names):
         draw(out, name, doc)
 
 
-def interrupted(signum, frame):
+def interrupted(signum: int, frame: FrameType | None) -> NoReturn:
     """A kill (or CI's timeout) ends the run like Ctrl-C; a second one, often sent to the
     whole process group, must not cut short the stacks' removal, so it is ignored."""
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -246,13 +273,13 @@ def interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGTERM, signal.SIGINT)}
     clock = time.monotonic()
     try:
         redraw(args.out, args.only) if args.redraw else measure(args)
-    except BenchError as error:
+    except ONE_LINE_ERRORS as error:
         print(f"pictures: {error}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

@@ -5,17 +5,37 @@ tests draw from hand-made data. Every figure names the run that made it in its f
 """
 
 import statistics
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # no pyplot: files only, no display or global state
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
+
+from .documents import (
+    CostParameters,
+    CostPoint,
+    Measured,
+    PoolParameters,
+    RaceParameters,
+    RaceResult,
+    RunFacts,
+    WaitingLine,
+    WaitParameters,
+)
 
 EXACT, RACY, NEUTRAL = "tab:blue", "tab:red", "0.45"
 WAITING, SERVED = "tab:orange", "tab:green"
 VARIANT_COLOURS = {"select": "tab:red", "poll": "tab:orange", "epoll": "tab:blue"}
 
+W = TypeVar("W", bound=WaitParameters)
+CostKey = Literal["server_us_per_msg", "p50_us"]
 
-def footer(run, variants, parameters):
+
+def footer(run: RunFacts, variants: Sequence[str], parameters: Mapping[str, object]) -> str:
     """The run that made a picture, in three lines: when and from which commit, what ran with
     which parameters, and where (how far to trust its timings)."""
     said = ", ".join(f"{key}={value}" for key, value in parameters.items())
@@ -25,21 +45,25 @@ def footer(run, variants, parameters):
     )
 
 
-def new_figure(size, run, variants, parameters):
-    fig = Figure(figsize=size, layout="constrained")
-    fig.get_layout_engine().set(h_pad=0.12)
+def new_figure(
+    size: tuple[float, float],
+    run: RunFacts,
+    variants: Sequence[str],
+    parameters: Mapping[str, object],
+) -> Figure:
+    fig = Figure(figsize=size, layout=ConstrainedLayoutEngine(h_pad=0.12))
     fig.supxlabel(footer(run, variants, parameters), fontsize=8, color="0.3", x=0.01, ha="left")
     return fig
 
 
-def save(fig, stem):
+def save(fig: Figure, stem: Path) -> None:
     """``stem``.png and ``stem``.svg (text stays text in the SVG: small and searchable)."""
     fig.savefig(f"{stem}.png", dpi=110)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "echolab"}):
         fig.savefig(f"{stem}.svg", metadata={"Date": None})
 
 
-def race_summary(variant, result):
+def race_summary(variant: str, result: RaceResult) -> str:
     lost = result["lost_updates"]
     counted = len(result["points"])
     last = result["points"][-1][1] if result["points"] else 0
@@ -48,11 +72,11 @@ def race_summary(variant, result):
     return f"{variant}: {counted} messages, last total {last}: exact"
 
 
-def threads_vs_lock(data, run):
+def threads_vs_lock(data: Measured[RaceParameters, dict[str, RaceResult]], run: RunFacts) -> Figure:
     """The total each server printed against the message number, and the diagonal."""
     p = data["parameters"]
     fig = new_figure((8, 6), run, data["variants"], p)
-    ax = fig.subplots()
+    ax: Axes = fig.subplots()
     sent = p["clients"] * p["repeat"]
     ax.plot([0, sent], [0, sent], color=NEUTRAL, ls="--", lw=1, label="exact (total = message)")
     for variant, colour, marker in (("lock", EXACT, "o"), ("threads", RACY, "s")):
@@ -87,13 +111,13 @@ def threads_vs_lock(data, run):
     return fig
 
 
-def timeline(data, run, title):
+def timeline(data: Measured[W, WaitingLine], run: RunFacts, title: str) -> Figure:
     """Each client on its own row: connected and waiting for its echo, then served; the
     newcomer's wait, and when the server accepted it (its log)."""
     clients = data["results"]["clients"]
     server = data["results"]["server"]
     fig = new_figure((9, 2.6 + 0.4 * len(clients)), run, data["variants"], data["parameters"])
-    ax = fig.subplots()
+    ax: Axes = fig.subplots()
     rows = {c["client"]: len(clients) - i for i, c in enumerate(clients)}
     for c in clients:
         y = rows[c["client"]]
@@ -140,7 +164,7 @@ def timeline(data, run, title):
     return fig
 
 
-def simple_wait(data, run):
+def simple_wait(data: Measured[WaitParameters, WaitingLine], run: RunFacts) -> Figure:
     return timeline(
         data,
         run,
@@ -149,7 +173,7 @@ def simple_wait(data, run):
     )
 
 
-def pool_wait(data, run):
+def pool_wait(data: Measured[PoolParameters, WaitingLine], run: RunFacts) -> Figure:
     workers = data["parameters"]["workers"]
     return timeline(
         data,
@@ -159,9 +183,9 @@ def pool_wait(data, run):
     )
 
 
-def cost_points(points, key):
+def cost_points(points: Sequence[CostPoint], key: CostKey) -> list[tuple[int, float, float, float]]:
     """(idle connections, median, min, max) of ``key`` over each measured level's runs."""
-    out = []
+    out: list[tuple[int, float, float, float]] = []
     for point in points:
         if "runs" in point:
             values = [r[key] for r in point["runs"]]
@@ -169,22 +193,27 @@ def cost_points(points, key):
     return out
 
 
-def stop_of(points):
+def stop_of(points: Sequence[CostPoint]) -> tuple[int, int, str | None] | None:
     """The level a variant could not reach: (idle tried, idle opened, why), or None."""
     return next(
         ((p["idle"], p["idle_open"], p["idle_failure"]) for p in points if "runs" not in p), None
     )
 
 
-def readiness_cost(data, run):
+def readiness_cost(
+    data: Measured[CostParameters, dict[str, list[CostPoint]]], run: RunFacts
+) -> Figure:
     """Server CPU and median latency per echo against the idle connections watched; where a
     variant stops (select at FD_SETSIZE), a line and what stopped it."""
     p = data["parameters"]
     fig = new_figure((12, 5.6), run, data["variants"], p)
+    cpu: Axes
+    latency: Axes
     cpu, latency = fig.subplots(1, 2)
+    panels: tuple[tuple[Axes, CostKey], ...] = ((cpu, "server_us_per_msg"), (latency, "p50_us"))
     for variant, points in data["results"].items():
         colour = VARIANT_COLOURS.get(variant)
-        for ax, key in ((cpu, "server_us_per_msg"), (latency, "p50_us")):
+        for ax, key in panels:
             xs, median, low, high = zip(*cost_points(points, key), strict=True)
             errors = [
                 [m - lo for m, lo in zip(median, low, strict=True)],
@@ -204,13 +233,15 @@ def readiness_cost(data, run):
         stop = stop_of(points)
         if stop:
             tried, opened, why = stop
+            fd_setsize = p["fd_setsize"]
+            assert fd_setsize is not None, "a variant stops only at a ceiling: select's"
             for ax in (cpu, latency):
-                ax.axvline(p["fd_setsize"], color=colour, ls=":", lw=1.2)
+                ax.axvline(fd_setsize, color=colour, ls=":", lw=1.2)
             cpu.annotate(
-                f"{variant} stops at FD_SETSIZE = {p['fd_setsize']}: it cannot watch\n"
-                f"descriptor {p['fd_setsize']} or above, so the server refuses\nthe newcomer. "
+                f"{variant} stops at FD_SETSIZE = {fd_setsize}: it cannot watch\n"
+                f"descriptor {fd_setsize} or above, so the server refuses\nthe newcomer. "
                 f"Of {tried:,} idle tried, {opened:,} opened;\n{wrap(why)}",
-                xy=(p["fd_setsize"], 0.62),
+                xy=(fd_setsize, 0.62),
                 xycoords=("data", "axes fraction"),
                 xytext=(8, 0),
                 textcoords="offset points",
@@ -239,7 +270,7 @@ def readiness_cost(data, run):
     return fig
 
 
-def wrap(text, width=38):
+def wrap(text: str | None, width: int = 38) -> str:
     words, lines = (text or "").split(), [""]
     for word in words:
         if len(lines[-1]) + len(word) + 1 > width:
@@ -248,7 +279,8 @@ def wrap(text, width=38):
     return "\n".join(lines)
 
 
-DRAW = {
+# Each picture's document, by name (read back from JSON, it is whichever its name says).
+DRAW: dict[str, Callable[[Measured[Any, Any], RunFacts], Figure]] = {
     "threads-vs-lock": threads_vs_lock,
     "simple-wait": simple_wait,
     "readiness-cost": readiness_cost,

@@ -12,61 +12,68 @@ the first client holds on), never a wait for readiness.
 import contextlib
 import json
 import socket
-import subprocess
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from echolab_bench.docker import BenchError, run
-from echolab_bench.measure import loadgen_json
+from echolab_bench.docker import BenchError, Cgroup, Stack
+from echolab_bench.measure import loadgen_report
+from echolab_host import DockerError, Exec, exec_output
 from echolab_loadgen.experiment import read_echo
+from echolab_loadgen.report import ExperimentReport, SustainedReport
 from echolab_server.settings import Settings
 
 from . import logs
+from .documents import BusyRun, ClientTimes, CostPoint, RaceResult, WaitingLine
 
 TIMEOUT_S = 30.0  # the longest any socket here waits: far past the hold, and a loaded machine
 IDLE_OPENERS = 8  # loadgen processes opening idle connections at once
 IDLE_HOLD_MAX_S = 900.0  # idle connections are let go at the end of their block, or after this
 
 
-def log_of(stack, service):
+def log_of(stack: Stack, service: str) -> str:
     return stack.compose("logs", "--no-color", "--no-log-prefix", "--timestamps", service)
 
 
-def experiment(stack, variants, clients, repeat):
+def experiment(
+    stack: Stack, variants: Sequence[str], clients: int, repeat: int
+) -> dict[str, RaceResult]:
     """The tutorial's experiment (``clients`` loops of ``repeat`` one-message connections, from
     loadgen's container) on each variant at once; then each server's printed totals."""
     with ThreadPoolExecutor(len(variants)) as pool:
-        reports = {
+        pending = {
             v: pool.submit(
-                loadgen_json,
+                loadgen_report,
                 stack,
+                ExperimentReport,
                 *("--target", f"server-{v}", "--clients", str(clients), "--repeat", str(repeat)),
                 timeout=600,
             )
             for v in variants
         }
-        reports = {v: report.result() for v, report in reports.items()}
-    out = {}
+        reports = {v: report.result() for v, report in pending.items()}
+    out: dict[str, RaceResult] = {}
     for v in variants:
         points = logs.totals(log_of(stack, f"server-{v}"))
         if len(points) != clients * repeat:
             raise BenchError(f"server-{v} printed {len(points)} totals, not {clients * repeat}")
         out[v] = {
             "points": points,
-            "sent": reports[v]["sent"],
-            "echoed": reports[v]["echoed"],
-            "server_counted": reports[v]["server_counted"],
+            "sent": reports[v].sent,
+            "echoed": reports[v].echoed,
+            "server_counted": reports[v].server_counted,
             "lost_updates": logs.lost_updates(points),
-            "elapsed_s": reports[v]["duration_s"],
+            "elapsed_s": reports[v].duration_s,
         }
     return out
 
 
-def message(client):
+def message(client: int) -> bytes:
     return f"client {client}".encode()
 
 
-def hello(address, client):
+def hello(address: tuple[str, int], client: int) -> tuple[socket.socket, float, float]:
     """Connect as ``client`` and send its own message: (socket, connected at, sent at)."""
     sock = socket.create_connection(address, timeout=TIMEOUT_S)
     connected = time.time()
@@ -74,7 +81,7 @@ def hello(address, client):
     return sock, connected, time.time()
 
 
-def echo_at(sock, client):
+def echo_at(sock: socket.socket, client: int) -> float:
     """When ``client``'s whole echo came back; BenchError if it did not."""
     expected = message(client)
     echo = read_echo(sock, len(expected))
@@ -83,7 +90,9 @@ def echo_at(sock, client):
     return time.time()
 
 
-def waiting_line(stack, variant, holders, gap_s, hold_s):
+def waiting_line(
+    stack: Stack, variant: str, holders: int, gap_s: float, hold_s: float
+) -> WaitingLine:
     """The second-client experiment on a time line, timed by the host's own sockets.
 
     ``holders`` clients connect and are served one after the other (each proves it with its
@@ -93,7 +102,8 @@ def waiting_line(stack, variant, holders, gap_s, hold_s):
     """
     service = f"server-{variant}"
     address = stack.address(service, Settings.port)
-    clients, held = [], []
+    clients: list[dict[str, float]] = []  # each client's times, by event, and its number
+    held: list[socket.socket] = []
     try:
         for client in range(1, holders + 1):
             sock, connected, sent = hello(address, client)
@@ -128,17 +138,35 @@ def waiting_line(stack, variant, holders, gap_s, hold_s):
     accepted = logs.accepted_at(log_of(stack, service))[newcomer - 1]
     start = clients[0]["connected"]
     return {
-        "clients": [
-            {k: v if k == "client" else round(v - start, 4) for k, v in entry.items()}
-            for entry in clients
-        ],
+        "clients": [since(start, entry) for entry in clients],
         "server": {"accepted_newcomer": round(accepted - start, 4)},
         "waited_s": round(clients[-1]["echoed"] - clients[-1]["sent"], 4),
     }
 
 
+def since(start: float, entry: dict[str, float]) -> ClientTimes:
+    """A client's times in seconds from ``start``."""
+
+    def at(event: str) -> float:
+        return round(entry[event] - start, 4)
+
+    return {
+        "client": int(entry["client"]),
+        "connected": at("connected"),
+        "sent": at("sent"),
+        "echoed": at("echoed"),
+        "left": at("left"),
+    }
+
+
 @contextlib.contextmanager
-def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OPENERS):
+def idle_connections(
+    stack: Stack,
+    host: str,
+    count: int,
+    hold_s: float = IDLE_HOLD_MAX_S,
+    openers: int = IDLE_OPENERS,
+) -> Iterator[tuple[int, str | None]]:
     """``count`` idle connections from loadgen's container, held for the ``with`` block (at
     most ``hold_s``): yields (how many opened, why the first that failed did, or None).
 
@@ -148,35 +176,46 @@ def idle_connections(stack, host, count, hold_s=IDLE_HOLD_MAX_S, openers=IDLE_OP
     go on once it lets go). At the end each opener is interrupted by its own process id.
     """
     shares = [count // openers + (i < count % openers) for i in range(openers)]
-    procs, pids, opened, failures = [], [], 0, []
+    procs: list[Exec] = []
+    pids: list[str] = []
+    opened = 0
+    failures: list[str] = []
     try:
         for share in filter(None, shares):
-            argv = ["docker", "exec", stack.loadgen_container, "sh", "-c"]
-            argv += ['echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
+            argv = ["sh", "-c", 'echo $$ && exec python3 -m echolab_loadgen "$@"', "idle", "--json"]
             argv += ["--target", host, "--idle", str(share), "--hold", f"{hold_s:g}"]
             argv += ["--timeout", f"{TIMEOUT_S:g}"]
-            procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+            procs.append(Exec(stack.loadgen_container, argv, stderr=True))
         for proc in procs:
-            pids.append(proc.stdout.readline().strip())
-            line = proc.stdout.readline()  # printed once its connections are open, then held
-            held = json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "none"}
+            pids.append(proc.readline(TIMEOUT_S).strip())
+            # Printed once its connections are open, then held.
+            line = proc.readline(IDLE_HOLD_MAX_S)
+            held: dict[str, Any] = (
+                json.loads(line) if line.strip() else {"idle_open": 0, "idle_failure": "none"}
+            )
             opened += held["idle_open"]
             failures += filter(None, [held["idle_failure"]])
         yield opened, failures[0] if failures else None
     finally:
         for proc, pid in zip(procs, pids, strict=False):
-            if proc.poll() is None and pid.isdigit():  # the image has kill as sh's builtin only
+            if proc.state()["Running"] and pid.isdigit():  # the image has kill as sh's builtin only
                 interrupt = ["sh", "-c", 'kill -INT "$1"', "kill", pid]
-                run(["docker", "exec", stack.loadgen_container, *interrupt], check=False)
+                exec_output(stack.loadgen_container, interrupt, check=False)
         for proc in procs:
             try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.output(60)
+            except DockerError:
                 raise BenchError(f"an idle opener to {host} did not end when told to") from None
 
 
-def readiness_cost(stack, targets, levels, runs, duration_s, report):
+def readiness_cost(
+    stack: Stack,
+    targets: dict[str, tuple[Cgroup, int | None]],
+    levels: Sequence[int],
+    runs: int,
+    duration_s: float,
+    report: Callable[[str, CostPoint], None],
+) -> dict[str, list[CostPoint]]:
     """Per variant and number of idle connections held: server CPU and latency per echo of one
     busy client (``runs`` loadgen runs of ``duration_s``), read from the server's cgroup.
 
@@ -184,10 +223,11 @@ def readiness_cost(stack, targets, levels, runs, duration_s, report):
     watch (select past FD_SETSIZE) is still tried once, idle only: what stopped it is the point.
     ``report(variant, point)`` is told each point as it is measured.
     """
-    out = {}
+    out: dict[str, list[CostPoint]] = {}
     for variant, (cgroup, ceiling) in targets.items():
         host = f"server-{variant}"
-        out[variant] = points = []
+        points: list[CostPoint] = []
+        out[variant] = points
         for level in levels:
             if ceiling is not None and level >= ceiling:
                 with idle_connections(stack, host, level, hold_s=0, openers=1) as (opened, why):
@@ -203,23 +243,24 @@ def readiness_cost(stack, targets, levels, runs, duration_s, report):
     return out
 
 
-def busy_client(stack, host, cgroup, duration_s):
+def busy_client(stack: Stack, host: str, cgroup: Cgroup, duration_s: float) -> BusyRun:
     """One loadgen connection sending for ``duration_s``, each message after the last echo;
     the server's CPU over the run (its cgroup) per echoed message, and the latency."""
     before = cgroup.cpu_s()
-    result = loadgen_json(
+    result = loadgen_report(
         stack,
+        SustainedReport,
         *("--target", host, "--connections", "1", "--duration", f"{duration_s:g}"),
         *("--timeout", f"{TIMEOUT_S:g}"),
         timeout=duration_s + 120,
     )
     cpu = cgroup.cpu_s() - before
-    if not result["echoed"] or result["missing"] or result["errors"]:
-        raise BenchError(f"{host}: the busy client failed: {result['first_error']}")
+    if not result.echoed or result.missing or result.errors:
+        raise BenchError(f"{host}: the busy client failed: {result.first_error}")
     return {
-        "echoed": result["echoed"],
+        "echoed": result.echoed,
         "server_cpu_s": round(cpu, 4),
-        "server_us_per_msg": round(1e6 * cpu / result["echoed"], 2),
-        "p50_us": result["latency_us"]["p50"],
-        "p99_us": result["latency_us"]["p99"],
+        "server_us_per_msg": round(1e6 * cpu / result.echoed, 2),
+        "p50_us": result.latency_us.p50,
+        "p99_us": result.latency_us.p99,
     }

@@ -13,6 +13,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from .counters import Cells, MessageCounter
 from .server import EchoServer, describe
@@ -25,7 +26,7 @@ class BlockingEchoServer(EchoServer):
 
     family = "blocking"
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._open: set[socket.socket] = set()
         self._open_changed = threading.Condition()

@@ -34,6 +34,7 @@ import contextlib
 import signal
 import socket
 from abc import abstractmethod
+from typing import Any
 
 from .server import EchoServer, ShutdownRequested
 
@@ -49,9 +50,10 @@ class CoroutineServer(EchoServer):
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """The event loop this variant teaches."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._runner = asyncio.Runner(loop_factory=self.new_event_loop)
+        # For other threads (stop, unsent_bytes); code the loop runs asks get_running_loop().
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,10 +77,11 @@ class CoroutineServer(EchoServer):
 
     def pause_accepting(self, seconds: float) -> None:
         """Stop watching the listener, and watch it again in ``seconds`` (on the loop's thread)."""
+        loop = asyncio.get_running_loop()
         listening_fd = self.listener.fileno()
-        self._loop.remove_reader(listening_fd)
-        self._accept_again = self._loop.call_later(
-            seconds, self._loop.add_reader, listening_fd, self._accept_ready
+        loop.remove_reader(listening_fd)
+        self._accept_again = loop.call_later(
+            seconds, loop.add_reader, listening_fd, self._accept_ready
         )
 
     def unsent_bytes(self) -> int:
@@ -127,12 +130,13 @@ class CoroutineServer(EchoServer):
 
     def _accept_ready(self) -> None:
         """Accept what is waiting, a bounded batch at a time, and start a coroutine for each."""
+        loop = asyncio.get_running_loop()
         try:
             for _ in range(64):
                 accepted = self.accept()
                 if accepted is None:
                     return
-                task = self._loop.create_task(self.serve_connection(*accepted))
+                task = loop.create_task(self.serve_connection(*accepted))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         except Exception as error:  # the listener is broken: end serve() with the error

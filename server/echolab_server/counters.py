@@ -10,22 +10,34 @@ import threading
 import time
 from collections.abc import MutableSequence
 from contextlib import AbstractContextManager
+from typing import ClassVar, Protocol, Self, overload
 
 from .log import Log
 
 Cells = MutableSequence[int]
 
 
+class _Counting(Protocol):
+    """A class that keeps its counts in ``cells``, one per name in ``FIELDS``."""
+
+    FIELDS: ClassVar[tuple[str, ...]]
+    cells: Cells
+
+
 class _Cell:
     """An int attribute kept in its object's ``cells``, at the place its name has in FIELDS."""
 
-    def __set_name__(self, owner: type, name: str) -> None:
+    def __set_name__(self, owner: type[_Counting], name: str) -> None:
         self.index = owner.FIELDS.index(name)
 
-    def __get__(self, obj, owner=None):
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Self: ...
+    @overload
+    def __get__(self, obj: _Counting, owner: type | None = None) -> int: ...
+    def __get__(self, obj: _Counting | None, owner: type | None = None) -> Self | int:
         return self if obj is None else obj.cells[self.index]
 
-    def __set__(self, obj, value: int) -> None:
+    def __set__(self, obj: _Counting, value: int) -> None:
         obj.cells[self.index] = value
 
 
@@ -38,7 +50,7 @@ class MessageCounter:
     lock, or none where one thread does all the counting).
     """
 
-    FIELDS = ("value",)
+    FIELDS: ClassVar[tuple[str, ...]] = ("value",)
     value = _Cell()
 
     def __init__(
@@ -74,7 +86,7 @@ class MessageCounter:
 class Traffic:
     """Exact totals of bytes and connections, shared by every variant (always under a lock)."""
 
-    FIELDS = (
+    FIELDS: ClassVar[tuple[str, ...]] = (
         "bytes_received",
         "bytes_sent",
         "connections_total",

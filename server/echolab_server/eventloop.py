@@ -20,6 +20,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from selectors import EVENT_READ, EVENT_WRITE
+from typing import Any
 
 from .server import EchoServer, describe
 
@@ -79,7 +80,7 @@ class EventLoopServer(EchoServer):
     def make_readiness(self) -> Readiness:
         """The mechanism this variant teaches."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._readiness = self.make_readiness()
         self._connections: dict[int, Connection] = {}

@@ -29,6 +29,8 @@ import time
 from abc import abstractmethod
 from collections import deque
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import RLock, Semaphore
 
 from .counters import MessageCounter, Traffic
 from .log import Log
@@ -63,7 +65,7 @@ class SharedCounts:
 class RelayedLog(Log):
     """A worker's log: each line goes to the parent as one message, under the shared lock."""
 
-    def __init__(self, pipe: Connection, lock, *, quiet: bool) -> None:
+    def __init__(self, pipe: Connection, lock: RLock, *, quiet: bool) -> None:
         super().__init__(quiet=quiet)
         self._pipe = pipe
         self._shared_lock = lock
@@ -74,7 +76,12 @@ class RelayedLog(Log):
 
 
 def run_worker(
-    worker_class: type, settings: Settings, shared: SharedCounts, slot: int, log_pipe, listening
+    worker_class: type,
+    settings: Settings,
+    shared: SharedCounts,
+    slot: int,
+    log_pipe: Connection,
+    listening: Semaphore,
 ) -> None:
     """A worker process's life: build ``worker_class`` in ``slot``, say it is listening, serve
     until SIGTERM, then close every connection, without a word of its own."""
@@ -91,7 +98,7 @@ def run_worker(
             worker.close_connections()
 
 
-def _ending(process: multiprocessing.Process) -> str:
+def _ending(process: BaseProcess) -> str:
     """'exited with code 1' or 'killed by SIGKILL'."""
     code = process.exitcode
     if code is not None and code < 0:
@@ -108,7 +115,6 @@ class WorkerSupervisor(EchoServer):
     """
 
     family = "processes"
-    shared: SharedCounts
 
     def __init__(self, settings: Settings, log: Log | None = None) -> None:
         super().__init__(settings, log)
@@ -119,24 +125,27 @@ class WorkerSupervisor(EchoServer):
         self.listening = SPAWN.Semaphore(0)
         # The workers listen on the port the parent has bound (and reserved: it never listens).
         self.worker_settings = dataclasses.replace(settings, port=self.port, stats_port=None)
-        self.workers: list[multiprocessing.Process | None] = [None] * len(
-            self.shared.open_by_worker
-        )
+        self.workers: list[BaseProcess] = []  # the one in each slot, from start() on
         self._deaths: deque[float] = deque()
 
+    @property
     @abstractmethod
-    def start_worker(self, slot: int) -> multiprocessing.Process:
+    def shared(self) -> SharedCounts:
+        """The counts every process maps, with a slot per worker."""
+
+    @abstractmethod
+    def start_worker(self, slot: int) -> BaseProcess:
         """Start the worker process for ``slot`` and return it."""
 
     def processes(self) -> list[int]:
-        """The parent and its workers (one that ended is skipped where it is counted)."""
-        return [os.getpid(), *(worker.pid for worker in self.workers if worker is not None)]
+        """The parent and its started workers (one that ended is skipped where it is counted)."""
+        return [os.getpid(), *(worker.pid for worker in self.workers if worker.pid is not None)]
 
     def start(self) -> None:
         """Start every worker and wait until each is listening; fail if one dies first, or if
         they are not all listening by the deadline."""
-        for slot in range(len(self.workers)):
-            self.workers[slot] = self.start_worker(slot)
+        for slot in range(len(self.shared.open_by_worker)):
+            self.workers.append(self.start_worker(slot))
         deadline = time.monotonic() + _START_DEADLINE
         for started in range(len(self.workers)):
             while not self.listening.acquire(timeout=0.05):
@@ -159,6 +168,7 @@ class WorkerSupervisor(EchoServer):
                     self._relay(timeout=0)  # what happened before the signal is printed first
                     raise ShutdownRequested
                 elif not self.stopping:  # stopping: the workers may have had the signal too
+                    assert isinstance(ready, int)  # neither pipe: a worker's sentinel
                     self._replace(sentinels[ready])
 
     def _replace(self, slot: int) -> None:
@@ -207,14 +217,13 @@ class WorkerSupervisor(EchoServer):
             end.close()
 
     def _stop_workers(self) -> None:
-        started = [worker for worker in self.workers if worker is not None]
         self.log_out.close()  # no worker starts now: EOF comes once every started one has ended
-        for worker in started:
+        for worker in self.workers:
             if worker.exitcode is None:
                 worker.terminate()  # SIGTERM: the worker stops as a server does
         deadline = time.monotonic() + _STOP_DEADLINE
         self._relay(timeout=_STOP_DEADLINE)  # their last lines, until every worker has ended
-        for worker in started:
+        for worker in self.workers:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.exitcode is None:
                 worker.kill()

@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import ClassVar
 
 from .counters import Cells, MessageCounter, Traffic
 from .log import Log
@@ -94,14 +95,14 @@ class EchoServer(ABC):
     """
 
     # What the variant is: set by each variant's class, read through variants.registry().
-    variant = ""  # its name: its module's, and its compose service's after "server-"
-    step = 0  # its lesson's number in docs/lessons/, and so its place in every list
-    family = ""  # the code it shares: blocking, event loop, coroutines, processes
-    counts_exactly = True  # False only where losing updates is the lesson (threads)
-    serves_at_once: int | None = None  # clients served at once, where the design fixes it
-    descriptor_ceiling: int | None = None  # the highest descriptor it can watch, if it has one
-    requires: tuple[str, ...] = ()  # packages beyond the standard library that it imports
-    default_work_delay = 0.0
+    variant: ClassVar[str] = ""  # its name: its module's, and its compose service's after "server-"
+    step: ClassVar[int] = 0  # its lesson's number in docs/lessons/, and so its place in every list
+    family: ClassVar[str] = ""  # the code it shares: blocking, event loop, coroutines, processes
+    counts_exactly: ClassVar[bool] = True  # False only where losing updates is the lesson (threads)
+    serves_at_once: ClassVar[int | None] = None  # clients served at once, where the design fixes it
+    descriptor_ceiling: ClassVar[int | None] = None  # the highest descriptor it can watch, if any
+    requires: ClassVar[tuple[str, ...]] = ()  # packages beyond the standard library it imports
+    default_work_delay: ClassVar[float] = 0.0
 
     def __init__(self, settings: Settings, log: Log | None = None) -> None:
         self.settings = settings

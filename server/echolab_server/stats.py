@@ -237,10 +237,10 @@ class StatsEndpoint:
                 if self._accept_paused_until is not None and now >= self._accept_paused_until:
                     self._accept_paused_until = None
                     self._selector.register(self._listener, selectors.EVENT_READ)
-                due = [self._problems.flush(now), self._accept_paused_until]
+                maybe_due = [self._problems.flush(now), self._accept_paused_until]
                 if self._open:
-                    due.append(next(iter(self._open.values())).deadline)
-                due = [when for when in due if when is not None]
+                    maybe_due.append(next(iter(self._open.values())).deadline)
+                due = [when for when in maybe_due if when is not None]
                 timeout = max(0.0, min(due) - now) if due else None
                 for key, _ in self._selector.select(timeout):
                     if key.fileobj is self._listener:

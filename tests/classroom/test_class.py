@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from echolab_grade.checks import CHECKS
 from echolab_grade.grade import READY_WITHIN
+from echolab_host import engine
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "grade"
@@ -64,9 +65,8 @@ def project(done: subprocess.CompletedProcess) -> str:
 
 
 def left_running(name: str) -> list[str]:
-    label = f"label=com.docker.compose.project={name}"
-    ps = ["docker", "ps", "-a", "--filter", label, "--format", "{{.Names}}"]
-    return subprocess.run(ps, capture_output=True, text=True, check=True).stdout.split()
+    label = f"com.docker.compose.project={name}"
+    return [c.name for c in engine().containers.list(all=True, filters={"label": label})]
 
 
 def verdicts(report: dict) -> dict[str, bool]:

@@ -7,15 +7,20 @@ import os
 import re
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker.models.images import Image
 from echolab_cluster import registry, stack
-from echolab_cluster.nodes import PULL_DEADLINE_S, Cluster, until
+from echolab_cluster.nodes import PULL_DEADLINE_S, Cluster
+from echolab_common.wait import until
+from echolab_host import engine
+from echolab_host.compose import ROOT
 
-PAGE = stack.ROOT / "docs" / "real-hosts.md"
+PAGE = ROOT / "docs" / "real-hosts.md"
 NODES = 3
 ON_HOSTS = "registry:5000"  # the registry as the nodes know it (registry.lan:5000 on the page)
 LINE = re.compile(r"(build|host\d)\$ (.+?)(?:\s+# (.*))?")
@@ -29,7 +34,7 @@ def page_commands() -> list[tuple[str, str, str]]:
     block = PAGE.read_text().split("```sh\n", 1)[1].split("```", 1)[0]
     lines = [LINE.fullmatch(line.strip()) for line in block.splitlines() if line.strip()]
     assert lines and all(lines), "a line of the block is not `where$ command  # comment`"
-    return [(m[1], m[2], m[3] or "") for m in lines]
+    return [(m[1], m[2], m[3] or "") for m in lines if m]
 
 
 class Road:
@@ -51,7 +56,7 @@ class Road:
     def compose(self, *args: str) -> str:
         out = subprocess.run(
             ["docker", "compose", "--profile", "registry", *args],
-            cwd=stack.ROOT,
+            cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
@@ -64,18 +69,19 @@ class Road:
             command = command.replace("registry.lan:5000", self.pushed_to)
         command = command.replace("registry.lan:5000", ON_HOSTS)
         command = command.replace("stack.yml", str(self.workdir / "stack.yml"))
-        command = re.sub(r"\bhost(\d)\b", lambda m: self.cluster.address(f"node{m[1]}"), command)
+        hosts = self.cluster.hosts
+        command = re.sub(r"\bhost(\d)\b", lambda m: hosts.address(f"node{m[1]}"), command)
         out = subprocess.run(
-            ["bash", "-c", command], cwd=stack.ROOT, env=self.env, capture_output=True, text=True
+            ["bash", "-c", command], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
         assert out.returncode == 0, f"build$ {command}: {out.stderr.strip()[-800:]}"
         return out.stdout
 
     def on_host(self, host: str, command: str) -> str:
-        command = command.replace("<host1 address>", self.cluster.address("node1"))
+        command = command.replace("<host1 address>", self.cluster.hosts.address("node1"))
         command = command.replace("<token>", self.token)
         command = re.sub(r"\bhost(\d)\b", r"node\1", command)
-        container = self.cluster.container(int(host.removeprefix("host")))
+        container = self.cluster.hosts.container(int(host.removeprefix("host")))
         out = subprocess.run(
             ["docker", "exec", "-w", "/root", container, "sh", "-c", command],
             capture_output=True,
@@ -94,8 +100,8 @@ def road(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Road]:
     cluster = Cluster(name=f"test-reg-{name}", tag=os.environ.get("ECHOLAB_TAG"))
     road = Road(cluster, f"echolab-test-reg-{name}", tmp_path_factory.mktemp("real-hosts"))
     try:
-        cluster.build_node_image(stack.compose_config(), log=lambda _: None)
-        cluster.start_nodes(NODES, log=lambda _: None, registry=ON_HOSTS)
+        cluster.hosts.build_image(stack.compose_config(), log=lambda _: None)
+        cluster.hosts.start(NODES, log=lambda _: None, registry=ON_HOSTS)
         yield road
     finally:
         cluster.down(log=lambda _: None)
@@ -106,19 +112,11 @@ def road(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Road]:
 def forget(registry_address: str) -> None:
     """Drop the names `make push` gave this machine's images in the test's registry (the
     images stay, under their own names): tags first, then any digest left."""
-    for fmt in ("{{.Repository}}:{{.Tag}}", "{{.Repository}}@{{.Digest}}"):
-        names = subprocess.run(
-            [
-                *("docker", "images", "--digests", "--format", fmt),
-                *("--filter", f"reference={registry_address}/*"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        names = [name for name in names if not name.endswith(("<none>", "@"))]
-        if names:
-            subprocess.run(["docker", "image", "rm", *names], capture_output=True, check=True)
+    for key in ("RepoTags", "RepoDigests"):
+        for image in engine().images.list(filters={"reference": f"{registry_address}/*"}):
+            for name in image.attrs.get(key) or []:
+                if name.startswith(f"{registry_address}/"):
+                    engine().images.remove(name)
 
 
 def test_the_real_hosts_page_runs_and_every_node_pulls_what_it_runs(road, config):
@@ -129,23 +127,24 @@ def test_the_real_hosts_page_runs_and_every_node_pulls_what_it_runs(road, config
         if comment.startswith("until") and command.startswith("docker service ls"):
             cluster.wait_deployed(config, PULL_DEADLINE_S)
         if comment.startswith("until") and command.startswith("docker service ps"):
-            tasks = cluster.wait_ended(clients, TOOL_S)
+            tasks = cluster.swarm.wait_ended(clients, TOOL_S)
         if command.startswith("docker stack rm"):
             pulled = evidence(cluster, config)  # before the stack goes
         update = command.startswith("docker service update")
-        before = cluster.task_ids("client") if update else set()
+        before = cluster.swarm.task_ids("client") if update else set()
         out[command] = road.on_build(command) if where == "build" else road.on_host(where, command)
         if command == "make registry":
-            cluster.join_registry(ON_HOSTS, road.compose("ps", "-q", "registry"), lambda _: None)
+            registry_container = road.compose("ps", "-q", "registry")
+            cluster.hosts.join_registry(ON_HOSTS, registry_container, lambda _: None)
         elif command.startswith("make stack"):
             stack_file = road.workdir / "stack.yml"
             subprocess.run(
-                ["docker", "cp", stack_file, f"{cluster.container(1)}:/root/"], check=True
+                ["docker", "cp", stack_file, f"{cluster.hosts.container(1)}:/root/"], check=True
             )
         elif command.startswith("docker swarm join-token"):
             road.token = out[command].strip()
         elif update:
-            clients = until("2 new client tasks", lambda old=before: new(cluster, old, 2), 60)
+            clients = until(lambda old=before: new(cluster, old, 2), "2 new client tasks", 60)
 
     # The tutorial's lesson, across hosts: clients on the load nodes, 2 x 100 counted exactly.
     assert {task.node for task in tasks} <= {"node2", "node3"}
@@ -183,34 +182,42 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def new(cluster: Cluster, before: set[str], count: int) -> set[str] | None:
-    tasks = cluster.task_ids("client") - before
-    return tasks if len(tasks) >= count else None
+def new(cluster: Cluster, before: set[str], count: int) -> set[str]:
+    tasks = cluster.swarm.task_ids("client") - before
+    return tasks if len(tasks) >= count else set()
 
 
 def evidence(cluster: Cluster, config: dict) -> dict:
     """What each node's engine holds and logged of images, and the image each service runs."""
+    swarm = cluster.swarm
     services = {}
     for name in stack.generate(config)["services"]:
-        spec = "{{.Spec.TaskTemplate.ContainerSpec.Image}}"
-        services[name] = cluster.manager("service", "inspect", "-f", spec, cluster.service(name))
-        services[name] = services[name].stdout.strip()
+        spec = swarm.manager.services.get(swarm.service(name)).attrs["Spec"]
+        services[name] = spec["TaskTemplate"]["ContainerSpec"]["Image"]
     images, events = {}, {}
     for i in range(1, NODES + 1):
         node = f"node{i}"
-        listed = cluster.docker(
-            node, "image", "ls", "--digests", "--format", "{{.Repository}} {{.Digest}}"
+        on_node = cluster.hosts.engine(node)
+        images[node] = repositories(on_node.images.list())
+        logged = on_node.events(
+            since=0, until=int(time.time()), filters={"type": "image"}, decode=True
         )
-        images[node] = dict(line.split() for line in listed.stdout.splitlines())
-        logged = subprocess.run(
-            [
-                *("docker", "exec", cluster.container(i), "sh", "-c"),
-                "docker events --since 0 --until $(date +%s) --filter type=image "
-                "--format '{{.Action}}'",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        events[node] = set(logged.stdout.split())
+        events[node] = {event["Action"] for event in logged}
     return {"services": services, "images": images, "events": events}
+
+
+def repositories(images: list[Image]) -> dict[str, str]:
+    """{repository: digest} of a node's images, as `docker image ls --digests` lists them:
+    ``<none>`` for what an image lacks (a loaded image has no digest)."""
+    found: dict[str, str] = {}
+    for image in images:
+        digests = image.attrs.get("RepoDigests") or []
+        tags = image.attrs.get("RepoTags") or []
+        for name in digests:
+            repository, digest = name.split("@")
+            found[repository] = digest
+        for name in tags:
+            found.setdefault(name.rsplit(":", 1)[0], "<none>")
+        if not (digests or tags):
+            found.setdefault("<none>", "<none>")
+    return found

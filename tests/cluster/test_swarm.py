@@ -5,8 +5,9 @@ import re
 
 from echolab_cluster import compare, stack
 from echolab_cluster.load import bench
-from echolab_cluster.nodes import STATS_PORT
 from echolab_cluster.stack import LOAD_LABEL, SERVER_LABEL, published
+from echolab_cluster.stats import STATS_PORT
+from echolab_loadgen.merge import CountedTotal
 
 SUMMARY = re.compile(r"Summary: sent (\d+), echoed (\d+), mismatched (\d+), failed (\d+) .*")
 TOOL_S = 300  # deadline for a tool run on this busy machine
@@ -22,21 +23,21 @@ def summary(task):
 
 def counted(cluster, config, server):
     """The server's message count, summed over its replicas, by node."""
-    snap = cluster.wait_serving(config, server)
+    snap = cluster.stats.wait_serving(config, server)
     return {node: stats["messages"] for node, stats in snap["replicas"].items()}
 
 
 def test_the_swarm_forms_and_the_stack_deploys(cluster, config):
-    assert sorted(cluster.ready_nodes()) == ["node1", "node2", "node3"]
+    assert sorted(cluster.swarm.ready_nodes()) == ["node1", "node2", "node3"]
     for name, spec in stack.generate(config)["services"].items():
-        running, wanted = cluster.replicas(name)
+        running, wanted = cluster.swarm.replicas(name)
         assert (running, wanted) == ((0, 0) if spec["deploy"]["replicas"] == 0 else (1, 1)), name
-    assert sorted(cluster.load_nodes()) == ["node2", "node3"]
+    assert sorted(cluster.swarm.load_nodes()) == ["node2", "node3"]
 
 
 def test_the_tutorials_2_x_100_across_nodes_counts_exactly_200(cluster, config):
     before = counted(cluster, config, "server-poll")
-    tasks = cluster.run_tool("client", 2, ["--repeat", "100", "--quiet"], TOOL_S)
+    tasks = cluster.swarm.run_tool("client", 2, ["--repeat", "100", "--quiet"], TOOL_S)
     after = counted(cluster, config, "server-poll")
     assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
     assert {task.node for task in tasks}.isdisjoint(before), "clients on the server's node"
@@ -46,7 +47,7 @@ def test_the_tutorials_2_x_100_across_nodes_counts_exactly_200(cluster, config):
 def test_threads_across_nodes_counts_fewer(cluster, config):
     before = counted(cluster, config, "server-threads")
     args = ["--host", "server-threads", "--repeat", "100", "--quiet"]
-    tasks = cluster.run_tool("client", 2, args, TOOL_S)
+    tasks = cluster.swarm.run_tool("client", 2, args, TOOL_S)
     after = counted(cluster, config, "server-threads")
     assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
     assert sum(after.values()) - sum(before.values()) < 200, "the race lost no update"
@@ -54,13 +55,14 @@ def test_threads_across_nodes_counts_fewer(cluster, config):
 
 def test_the_merged_loadgen_report_adds_up(cluster):
     merged = bench(cluster, "server-poll", 2, ["--connections", "4", "--messages", "100"])
-    total = merged["total"]
-    assert merged["replicas"] == 2
-    assert {row["replica"].split(".")[0] for row in merged["rows"]} == {"node2", "node3"}
-    assert total["sent"] == total["echoed"] == 800 == sum(row["sent"] for row in merged["rows"])
-    assert total["server_counted"] == 800 and merged["server"]["messages"] == 800
-    latency = total["latency_us"]
-    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] * 1.01  # within the 1% bound
+    total = merged.total
+    assert merged.replicas == 2
+    assert {row.replica.split(".")[0] for row in merged.rows} == {"node2", "node3"}
+    assert total.sent == total.echoed == 800 == sum(row.sent for row in merged.rows)
+    assert isinstance(total, CountedTotal) and total.server_counted == 800
+    assert merged.server is not None and merged.server.messages == 800
+    latency = total.latency_us
+    assert 0 < latency.p50 <= latency.p99 <= latency.max * 1.01  # within the 1% bound
 
 
 def test_compare_runs_every_setup_where_it_says_and_puts_the_cluster_back(cluster, config):
@@ -72,36 +74,39 @@ def test_compare_runs_every_setup_where_it_says_and_puts_the_cluster_back(cluste
     assert where["overlay, 2 load nodes"] == "node1 <- node2, node3"
     assert where["2 server replicas"] == "node1, node2 <- node3"
     for setup, (merged,) in runs.items():
-        total = merged["total"]
-        assert total["sent"] == total["echoed"] == 100 * merged["replicas"], setup
-        assert total.get("server_counted", total["sent"]) == total["sent"], setup
-    assert cluster.node_labels() == compare.LAYOUT
+        total = merged.total
+        assert total.sent == total.echoed == 100 * merged.replicas, setup
+        if isinstance(total, CountedTotal):
+            assert total.server_counted == total.sent, setup
+    assert cluster.swarm.node_labels() == compare.LAYOUT
     assert list(counted(cluster, config, "server-poll")) == ["node1"]
-    stats = cluster.current_stats("server-poll", published(config, "server-poll", STATS_PORT))
+    stats = cluster.stats.current("server-poll", published(config, "server-poll", STATS_PORT))
+    assert stats is not None
     quiet = config["services"]["server-poll"]["environment"]["ECHOLAB_QUIET"] == "1"
     assert stats["node1"]["log_per_message"] is not quiet  # the stack's own setting again
-    networks = cluster.docker("node3", "network", "ls", "--format", "{{.Name}}").stdout.split()
+    networks = [network.name for network in cluster.hosts.engine("node3").networks.list()]
     assert compare.BRIDGE_NETWORK not in networks
 
 
 def test_server_replicas_on_two_nodes_sum_exactly(cluster, config):
-    cluster.set_roles("node2", [SERVER_LABEL, LOAD_LABEL])
+    swarm = cluster.swarm
+    swarm.set_roles("node2", [SERVER_LABEL, LOAD_LABEL])
     try:
-        cluster.scale("server-poll", 2)
+        swarm.scale("server-poll", 2)
         before = counted(cluster, config, "server-poll")
         assert sorted(before) == ["node1", "node2"]
-        inside = cluster.replica_stats("server-poll")  # tasks.server-poll, from the overlay
+        inside = cluster.stats.inside("server-poll")  # tasks.server-poll, from the overlay
         assert len(inside["replicas"]) == 2
         args = ["--host", "tasks.server-poll", "--repeat", "100", "--quiet"]
-        tasks = cluster.run_tool("client", 2, args, TOOL_S)
+        tasks = swarm.run_tool("client", 2, args, TOOL_S)
         after = counted(cluster, config, "server-poll")
         assert [summary(task) for task in tasks] == [(100, 100, 0, 0)] * 2
         each = {node: after[node] - before[node] for node in after}
         assert sum(each.values()) == 200
         assert all(each.values()), f"DNS round robin sent every client to one replica: {each}"
     finally:
-        cluster.scale("server-poll", 1)
-        cluster.set_roles("node2", [LOAD_LABEL])
+        swarm.scale("server-poll", 1)
+        swarm.set_roles("node2", [LOAD_LABEL])
 
 
 def test_a_node_stopped_mid_run_fails_connections_in_single_lines_then_serves_again(
@@ -112,17 +117,18 @@ def test_a_node_stopped_mid_run_fails_connections_in_single_lines_then_serves_ag
     The client goes to node3 by the labels alone: pinning it would be a change to its service,
     and swarm would run its ended tasks again with their last arguments (the replicas test's
     client, 100 messages to tasks.server-poll, counted as if they were this client's)."""
-    cluster.set_roles("node2", [SERVER_LABEL])
-    cluster.pin("server-poll", "node2")
+    swarm = cluster.swarm
+    swarm.set_roles("node2", [SERVER_LABEL])
+    swarm.pin("server-poll", "node2")
     try:
-        assert sorted(cluster.load_nodes()) == ["node3"]
+        assert sorted(swarm.load_nodes()) == ["node3"]
         base = counted(cluster, config, "server-poll")
         assert list(base) == ["node2"]
         port = published(config, "server-poll", STATS_PORT)
-        ids = cluster.start_tool("client", 1, ["--repeat", "5000", "--quiet", "--timeout", "1"])
-        cluster.until_counted("server-poll", port, "node2", base["node2"] + 100)
-        cluster.stop_node("node2")
-        (task,) = cluster.wait_ended(ids, TOOL_S)  # nothing hangs: every failure comes back
+        ids = swarm.start_tool("client", 1, ["--repeat", "5000", "--quiet", "--timeout", "1"])
+        cluster.stats.until_counted("server-poll", port, "node2", base["node2"] + 100)
+        cluster.hosts.stop("node2")
+        (task,) = swarm.wait_ended(ids, TOOL_S)  # nothing hangs: every failure comes back
         assert task.node == "node3"
         sent, echoed, mismatched, failed = summary(task)
         assert 0 < echoed < sent and failed > 0 and sent == echoed + mismatched + failed == 5000
@@ -134,8 +140,8 @@ def test_a_node_stopped_mid_run_fails_connections_in_single_lines_then_serves_ag
         assert len(task.errors.splitlines()) == failed
         cluster.start_node("node2")
         assert list(counted(cluster, config, "server-poll")) == ["node2"]
-        (again,) = cluster.run_tool("client", 1, ["--repeat", "20", "--quiet"], TOOL_S)
+        (again,) = swarm.run_tool("client", 1, ["--repeat", "20", "--quiet"], TOOL_S)
         assert summary(again) == (20, 20, 0, 0)
     finally:
-        cluster.set_roles("node2", [LOAD_LABEL])
-        cluster.unpin("server-poll", "node2")  # node2 no longer a server node: back to node1
+        swarm.set_roles("node2", [LOAD_LABEL])
+        swarm.unpin("server-poll", "node2")  # node2 no longer a server node: back to node1

@@ -1,12 +1,12 @@
 """Integration fixtures and hooks; what the tests use is in lab.py."""
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from echolab_host import Compose
 from testcontainers.compose import DockerCompose
 
 from .lab import ROOT, Lab, docker_problem, override_ports
@@ -26,18 +26,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     project = f"echolab-test-{uuid.uuid4().hex[:8]}"
     os.environ["COMPOSE_PROJECT_NAME"] = project
     override = override_ports(tmp_path_factory.mktemp("compose") / "ports.yaml")
-    subprocess.run(
-        ["docker", "compose", "--profile", "tools", "build", "--quiet"],
-        cwd=ROOT,
-        check=True,
-        timeout=1800,
-    )
-    compose = DockerCompose(
+    Compose(project, profiles=("tools",)).run("build", "--quiet", timeout=1800)
+    stack = DockerCompose(
         context=ROOT, compose_file_name=["compose.yaml", str(override)], wait=True
     )
-    compose.start()
+    stack.start()
     try:
-        yield Lab(compose)
+        yield Lab(stack, Compose(project, (override,)))
     finally:
-        compose.stop()
+        stack.stop()
         os.environ.pop("COMPOSE_PROJECT_NAME", None)

@@ -4,22 +4,24 @@
 The stack gets its own project name and ephemeral host ports (an override file, generated
 here, replaces every published port), so ``make test`` never fights the user's running lab.
 testcontainers' DockerCompose runs ``up --wait`` on the default services (the servers) and
-``down`` at the end; it has no ``run``, so one-shot tools go through ``Lab.run`` with the same
-compose command line.
+``down`` at the end; every other compose command (one-shot tools, ``logs``, ``ps``) goes
+through echolab_host.Compose with the same project and files, and containers through the
+Docker SDK (echolab_host.engine).
 """
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from docker.errors import NotFound
+from echolab_common.wait import Timeout, until
+from echolab_host import Compose, DockerError, engine, run
 from echolab_server.variants import registry, variant_names
 from testcontainers.compose import DockerCompose
 
@@ -46,84 +48,85 @@ def one_per_family(where: Callable[[type], bool] = lambda server: True) -> list[
     return list(first.values())
 
 
-def compose_config(*args: str) -> dict:
+def compose_config(*profiles: str) -> dict:
     """compose.yaml as Compose itself reads it (anchors merged, variables filled in)."""
-    config = subprocess.run(
-        ["docker", "compose", "-f", "compose.yaml", *args, "config", "--format", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(config.stdout)
+    return Compose(profiles=profiles).config()
 
 
 def docker_problem() -> str | None:
     if shutil.which("docker") is None:
         return "the docker command is not installed"
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
-    if info.returncode != 0:
-        return "no Docker engine reachable (docker info failed); start one, or run `make test`"
-    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
-    if compose.returncode != 0:
+    try:
+        engine()
+    except DockerError as exc:
+        return f"{exc}; start one, or run `make test`"
+    try:
+        run(["docker", "compose", "version"])
+    except DockerError:
         return "the Compose v2 plugin is missing; `make setup` installs it"
     return None
 
 
-class Lab:
-    """The running test stack: its services' ports, stats and logs, and one-shot tool runs."""
+def found(name: str) -> bool:
+    """Whether a container of that name or id exists (``docker inspect`` would succeed)."""
+    try:
+        engine().containers.get(name)
+    except NotFound:
+        return False
+    return True
 
-    def __init__(self, compose: DockerCompose) -> None:
+
+def remove(name: str) -> None:
+    """Remove a container, running or not, if it is there (``docker rm --force``)."""
+    with contextlib.suppress(NotFound):
+        engine().containers.get(name).remove(force=True)
+
+
+class Lab:
+    """The running test stack: its services' ports, stats and logs, and one-shot tool runs.
+
+    ``stack`` is testcontainers' (up, down, ports); ``compose`` the same project and files for
+    any other compose command.
+    """
+
+    def __init__(self, stack: DockerCompose, compose: Compose) -> None:
+        self.stack = stack
         self.compose = compose
 
-    def command(self, *args: str) -> list[str]:
-        return [*self.compose.compose_command_property, *args]
-
     def compose_run(
-        self, *args: str, check: bool = True, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess:
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = DEADLINE,
+    ) -> subprocess.CompletedProcess[str]:
         """A compose command; ``env`` adds variables that compose.yaml interpolates."""
-        return subprocess.run(
-            self.command(*args),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-            check=check,
-            env=None if env is None else {**os.environ, **env},
-        )
+        return self.compose.run(*args, check=check, env=env, stdin=stdin, timeout=timeout)
 
     def run(
         self, service: str, *args: str, stdin: str | None = None
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[str]:
         """``docker compose run --rm -T --no-deps service args``: a tool container on the lab's
         network; the test decides which servers run, so compose starts none for the tool."""
-        return subprocess.run(
-            self.command("run", "--rm", "-T", "--no-deps", service, *args),
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=DEADLINE,
-        )
+        run = ("run", "--rm", "-T", "--no-deps", service, *args)
+        return self.compose_run(*run, stdin=stdin, check=False)
 
     @contextlib.contextmanager
     def start(
         self, service: str, *args: str, name: str | None = None
-    ) -> Iterator[subprocess.Popen]:
+    ) -> Iterator[subprocess.Popen[str]]:
         """Like ``run``, but in the background, with stdin and stdout as pipes, for the length
         of a ``with`` block; ``name`` names the container, for ``docker kill`` or ``docker
         network disconnect``. Still running at the end of the block (a test failed): killed,
         with its container."""
         naming = ["--name", name] if name else []
-        process = subprocess.Popen(
-            self.command("run", "--rm", "-T", "--no-deps", *naming, service, *args),
-            cwd=ROOT,
+        process = self.compose.popen(
+            "run", "--rm", "-T", "--no-deps", *naming, service, *args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-        )
+        )  # fmt: skip
         with process:
             try:
                 yield process
@@ -131,11 +134,11 @@ class Lab:
                 if process.poll() is None:
                     process.kill()
                     if name:
-                        subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+                        remove(name)
 
     def address(self, service: str, port: int = 12345) -> tuple[str, int]:
         """Where the host reaches a service's port (published on 127.0.0.1, ephemeral)."""
-        return "127.0.0.1", self.compose.get_service_port(service, port)
+        return "127.0.0.1", self.stack.get_service_port(service, port)
 
     def stats(self, service: str) -> dict:
         host, port = self.address(service, 8080)
@@ -158,26 +161,19 @@ class Lab:
 
     def network(self) -> str:
         """The lab's compose network, on which tools reach servers by name."""
-        return f"{os.environ['COMPOSE_PROJECT_NAME']}_default"
+        return f"{self.compose.project}_default"
 
-    def wait_for(self, condition, what: str, deadline: float = 30.0) -> None:
+    def wait_for(self, condition: Callable[[], object], what: str, deadline: float = 30.0) -> None:
         """Wait for a state the stack reaches by itself, failing with ``what`` at the deadline."""
-        end = time.monotonic() + deadline
-        while not condition():
-            if time.monotonic() > end:
-                pytest.fail(f"timed out after {deadline:.0f} s waiting for {what}")
-            time.sleep(0.05)
+        try:
+            until(condition, what, deadline, interval=0.05)
+        except Timeout as exc:
+            pytest.fail(f"timed out waiting for {exc}")
 
 
 def override_ports(path: Path) -> Path:
     """A compose override giving every server ephemeral host ports instead of the lab's own."""
-    services = subprocess.run(
-        ["docker", "compose", "-f", "compose.yaml", "config", "--services"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    services = Compose().run("config", "--services").stdout.split()
     lines = ["services:"]
     for service in services:
         lines += [

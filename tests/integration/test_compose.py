@@ -29,7 +29,7 @@ def test_a_server_service_per_variant_differing_only_in_variant_and_ports() -> N
 
 
 def test_every_tool_starts_every_server() -> None:
-    services = compose_config("--profile", "tools")["services"]
+    services = compose_config("tools")["services"]
     servers = {f"server-{variant}" for variant in registry()}
     for tool in ("client", "netcat", "loadgen"):
         assert set(services[tool]["depends_on"]) == servers, tool

@@ -4,16 +4,17 @@ loadgen, restarts and network faults, and the hardening every container must rea
 import contextlib
 import json
 import re
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from docker.errors import APIError, NotFound
+from echolab_host import engine
 from echolab_server.variants import registry
 
-from .lab import VARIANTS, Lab, compose_config, one_per_family, summary
+from .lab import VARIANTS, Lab, compose_config, one_per_family, remove, summary
 
 SERVERS = [f"server-{variant}" for variant in VARIANTS]
 TOOLS = ["client", "netcat", "loadgen"]
@@ -49,7 +50,7 @@ def usual_servers_after(lab: Lab) -> Iterator[None]:
 
 
 def test_compose_yaml_hardens_every_service_and_publishes_on_loopback_only() -> None:
-    services = compose_config("--profile", "tools")["services"]
+    services = compose_config("tools")["services"]
     assert set(services) >= {*SERVERS, *TOOLS}
     for name, service in services.items():
         assert service.get("read_only") is True, name
@@ -75,25 +76,16 @@ def _assert_confined(status: str, what: str) -> None:
 
 @pytest.mark.parametrize("service", SERVERS)
 def test_running_servers_are_confined_and_published_on_loopback(lab: Lab, service: str) -> None:
-    container = lab.container(service)
-    status = subprocess.run(
-        ["docker", "exec", container, "cat", "/proc/1/status", "/proc/1/limits"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    container = engine().containers.get(lab.container(service))
+    code, output = container.exec_run(["cat", "/proc/1/status", "/proc/1/limits"])
+    status = output.decode()
+    assert code == 0, status
     _assert_confined(status, service)
     assert re.search(r"^Max open files\s+16384\s+16384\s", status, re.M), status
-    write = subprocess.run(
-        ["docker", "exec", container, "touch", "/app/probe"], capture_output=True, text=True
-    )
-    assert write.returncode != 0
-    assert "Read-only file system" in write.stderr
-    inspected = json.loads(
-        subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True
-        ).stdout
-    )[0]
+    code, (_, stderr) = container.exec_run(["touch", "/app/probe"], demux=True)
+    assert code != 0
+    assert b"Read-only file system" in stderr
+    inspected = container.attrs
     assert inspected["HostConfig"]["Memory"] > 0
     assert inspected["HostConfig"]["PidsLimit"] > 0
     bindings = [b for found in inspected["NetworkSettings"]["Ports"].values() for b in found or []]
@@ -132,21 +124,20 @@ def test_the_connection_cap_refuses_with_a_log_line_in_a_container(lab: Lab, var
         assert result["idle_failure"].startswith("connection 4 ")
         client = lab.run("client", "--host", name)  # the three are gone: served again
         assert client.returncode == 0, client.stderr
-        log = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+        log = engine().containers.get(name).logs(stderr=False).decode()
         assert re.search(
             r"^Refusing connection from .*: 3 connections open \(limit 3\)$", log, re.M
         )
         assert "Traceback" not in log
     finally:
-        subprocess.run(["docker", "rm", "--force", name], capture_output=True)
+        remove(name)
 
 
 def _health(container: str) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "--format", "{{.State.Health.Status}}", container],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    """Its healthcheck's status; "" if it has none, or is gone."""
+    with contextlib.suppress(NotFound):
+        return engine().containers.get(container).attrs["State"].get("Health", {}).get("Status", "")
+    return ""
 
 
 @pytest.mark.parametrize("variant", WITH_A_CEILING + FAMILIES)
@@ -235,7 +226,8 @@ class BackgroundClient:
 
     def interrupt(self) -> tuple[int, str]:
         """Ctrl-C, as a user would; returns the exit code and the output."""
-        subprocess.run(["docker", "kill", "--signal", "INT", self.name], capture_output=True)
+        with contextlib.suppress(APIError):  # ended already
+            engine().containers.get(self.name).kill(signal="SIGINT")
         try:
             code = self.process.wait(timeout=30)
             self._reader.join(10)
@@ -285,11 +277,7 @@ def test_a_client_cut_off_the_network_fails_in_one_line_and_never_hangs(lab: Lab
     client = BackgroundClient(lab, service)
     try:
         lab.wait_for(lambda: _served_since_start(lab, service, 20, 1e9), "the client to run")
-        subprocess.run(
-            ["docker", "network", "disconnect", lab.network(), client.name],
-            capture_output=True,
-            check=True,
-        )
+        engine().networks.get(lab.network()).disconnect(client.name)
         # Each connection after the cut ends within the client's 2 s timeout: no hang.
         lab.wait_for(lambda: client.problems, "the client to report a failed connection")
     finally:

@@ -5,12 +5,14 @@ no options) keeps all of it. Bounded here means compose.yaml's own setting is th
 effect: a daemon that happens to rotate (as this machine's does) must not be what saves a disk.
 """
 
-import json
-import os
-import subprocess
+import contextlib
 import uuid
 
-from .lab import Lab, compose_config
+from docker.errors import APIError
+from docker.models.containers import Container
+from echolab_host import engine
+
+from .lab import Lab, compose_config, found
 
 
 def unbounded(log_config: dict) -> str | None:
@@ -30,19 +32,15 @@ def unbounded(log_config: dict) -> str | None:
 def declared() -> dict[str, dict]:
     """Each service's logging as compose.yaml declares it, tools included."""
     return {
-        name: spec.get("logging", {})
-        for name, spec in compose_config("--profile", "tools")["services"].items()
+        name: spec.get("logging", {}) for name, spec in compose_config("tools")["services"].items()
     }
 
 
-def inspect(*containers: str) -> dict[str, dict]:
+def inspect(*containers: Container) -> dict[str, dict]:
     """Service name -> the LogConfig Docker applied to that service's container."""
-    answer = subprocess.run(
-        ["docker", "inspect", *containers], capture_output=True, text=True, check=True
-    )
     return {
-        c["Config"]["Labels"]["com.docker.compose.service"]: c["HostConfig"]["LogConfig"]
-        for c in json.loads(answer.stdout)
+        c.labels["com.docker.compose.service"]: c.attrs["HostConfig"]["LogConfig"]
+        for c in containers
     }
 
 
@@ -62,13 +60,8 @@ def test_every_service_declares_a_bounded_log() -> None:
 
 
 def test_every_running_server_has_the_declared_log_limits(lab: Lab) -> None:
-    project = os.environ["COMPOSE_PROJECT_NAME"]
-    running = subprocess.run(
-        ["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={project}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    label = f"com.docker.compose.project={lab.compose.project}"
+    running = engine().containers.list(filters={"label": label})
     applied, services = inspect(*running), declared()
     assert {name for name in services if name.startswith("server-")} <= applied.keys()
     assert_in_effect(applied, services)
@@ -80,14 +73,11 @@ def test_a_tool_run_has_the_declared_log_limits(lab: Lab) -> None:
         "loadgen", "--target", "server-poll", "--idle", "1", "--hold", "600", name=name
     ) as tool:
         try:
-            lab.wait_for(
-                lambda: subprocess.run(["docker", "inspect", name], capture_output=True).returncode
-                == 0,
-                f"the tool container {name}",
-            )
-            applied = inspect(name)
+            lab.wait_for(lambda: found(name), f"the tool container {name}")
+            applied = inspect(engine().containers.get(name))
         finally:
-            subprocess.run(["docker", "kill", name], capture_output=True)
+            with contextlib.suppress(APIError):
+                engine().containers.get(name).kill()
             tool.communicate(timeout=60)
     assert applied.keys() == {"loadgen"}
     assert_in_effect(applied, declared())

@@ -4,13 +4,12 @@ waiting in the listen queue (ss), and a reset client's RST."""
 
 import contextlib
 import re
-import subprocess
 import threading
 import uuid
 
 import pytest
 
-from .lab import Lab
+from .lab import Lab, remove
 
 RESET_CLIENT = """
 import socket, struct
@@ -46,7 +45,7 @@ def capture(lab: Lab):
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
         lab.wait_for(lambda: stderr.has("listening on eth0"), "tcpdump to listen", deadline=60)
         yield stdout
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        remove(name)
         process.wait(timeout=60)
 
 

@@ -14,16 +14,15 @@ import contextlib
 import json
 import socket
 import struct
-import subprocess
 import threading
-import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
 import pytest
-from echolab_common.wait import until
-
-from .lab import ROOT
+from docker.models.containers import Container
+from echolab_common.wait import Timeout, until
+from echolab_host import Compose, engine
 
 DEADLINE = 30.0  # seconds for the container to answer /health
 # An echo server that gets every message's first byte wrong, for the generator to catch.
@@ -39,50 +38,42 @@ while True:
 """
 
 
-def docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+def host_port(container: Container, port: str) -> int:
+    """Where the host reaches a published port of the container (ephemeral, on 127.0.0.1)."""
+    container.reload()
+    return int(container.ports[port][0]["HostPort"])
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
-def ruler():
-    subprocess.run(
-        ["docker", "compose", "--profile", "ruler", "build", "--quiet", "ruler"],
-        cwd=ROOT,
-        check=True,
-        timeout=1800,
-    )
-    image = json.loads(
-        subprocess.run(
-            ["docker", "compose", "--profile", "ruler", "config", "--format", "json"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["services"]["ruler"]["image"]
-    name = f"echolab-test-ruler-{uuid.uuid4().hex[:8]}"
-    docker(
-        *("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL"),
-        *("-p", "127.0.0.1::12345", "-p", "127.0.0.1::8080", image),
+def ruler() -> Iterator[tuple[Container, int, int]]:
+    compose = Compose(profiles=("ruler",))
+    compose.run("build", "--quiet", "ruler", timeout=1800)
+    image = compose.config()["services"]["ruler"]["image"]
+    container = engine().containers.run(
+        image,
+        detach=True,
+        name=f"echolab-test-ruler-{uuid.uuid4().hex[:8]}",
+        read_only=True,
+        cap_drop=["ALL"],
+        ports={"12345/tcp": ("127.0.0.1",), "8080/tcp": ("127.0.0.1",)},
     )
     try:
-        echo = int(docker("port", name, "12345/tcp").rsplit(":", 1)[1])
-        stats = int(docker("port", name, "8080/tcp").rsplit(":", 1)[1])
-        end = time.monotonic() + DEADLINE
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{stats}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > end:
-                    pytest.fail(f"the ruler did not answer /health within {DEADLINE:.0f} s")
-                time.sleep(0.1)
-        yield name, echo, stats
+        echo, stats = host_port(container, "12345/tcp"), host_port(container, "8080/tcp")
+        try:
+            until(lambda: healthy(stats), "the ruler answering /health", DEADLINE, interval=0.1)
+        except Timeout as exc:
+            pytest.fail(str(exc))
+        yield container, echo, stats
     finally:
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+        container.remove(force=True)
 
 
 def read_stats(port: int) -> dict:
@@ -124,10 +115,12 @@ def test_a_client_that_resets_costs_only_its_own_connection(ruler) -> None:
             rude.close()
         other.sendall(b"still here")
         assert receive(other, 10) == b"still here"
-    end = time.monotonic() + DEADLINE
-    while read_stats(stats)["connections_current"] != 0:
-        assert time.monotonic() < end, "reset connections were never closed"
-        time.sleep(0.05)
+    until(
+        lambda: read_stats(stats)["connections_current"] == 0,
+        "the reset connections closed",
+        DEADLINE,
+        interval=0.05,
+    )
 
 
 def test_it_counts_every_message_and_byte(ruler) -> None:
@@ -162,36 +155,43 @@ def test_silent_stats_clients_are_closed_and_stats_answer_again(ruler) -> None:
     assert read_stats(stats)["variant"] == "c-epoll"
 
 
-def generator(ruler_name: str, *args: str) -> tuple[int, dict]:
-    """The C load generator, run once in the ruler's network namespace: exit code and report."""
-    image = docker("inspect", "--format", "{{.Config.Image}}", ruler_name)
-    done = subprocess.run(
-        [
-            *("docker", "run", "--rm", "--network", f"container:{ruler_name}", "--read-only"),
-            *("--cap-drop", "ALL", "--entrypoint", "echo_load", image, *args),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def beside(ruler: Container, entrypoint: str, *args: str) -> Container:
+    """A container of the ruler's image in the ruler's network namespace, hardened alike."""
+    return engine().containers.run(
+        ruler.image.id,
+        list(args),
+        entrypoint=entrypoint,
+        network_mode=f"container:{ruler.id}",
+        read_only=True,
+        cap_drop=["ALL"],
+        detach=True,
     )
-    assert done.stdout.count("\n") == 1, done.stderr
-    return done.returncode, json.loads(done.stdout)
+
+
+def generator(ruler: Container, *args: str) -> tuple[int, str, str]:
+    """The C load generator, run once beside the ruler: its exit code, stdout and stderr."""
+    run = beside(ruler, "echo_load", *args)
+    try:
+        code = run.wait(timeout=120)["StatusCode"]
+        return code, run.logs(stderr=False).decode(), run.logs(stdout=False).decode()
+    finally:
+        run.remove(force=True)
 
 
 def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(ruler) -> None:
-    name, _, stats = ruler
+    container, _, stats = ruler
     before = read_stats(stats)
-    code, report = generator(
-        *(name, "--target", "127.0.0.1", "--connections", "10", "--rate", "2000"),
+    code, out, err = generator(
+        *(container, "--target", "127.0.0.1", "--connections", "10", "--rate", "2000"),
         *("--duration", "1", "--warmup", "0.2"),
     )
     after = read_stats(stats)
-    assert code == 0, report["first_error"]
+    assert code == 0 and out.count("\n") == 1, err
+    report = json.loads(out)
     # The schedule is fixed in advance: 2,000 messages due in the measured second, 400 before.
-    assert report["due"] == report["sent"] == report["echoed"] == 2000
-    assert report["warmup_sent"] == 400
+    assert report["sent"] == report["echoed"] == 2000
     assert report["mismatched"] == report["missing"] == report["errors"] == 0
-    assert after["messages"] - before["messages"] == report["warmup_sent"] + report["sent"]
+    assert after["messages"] - before["messages"] == 400 + 2000
     assert after["connections_total"] - before["connections_total"] == 10
     latency = report["latency_us"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["p999"] <= latency["max"]
@@ -199,22 +199,19 @@ def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(rul
 
 
 def test_the_generator_counts_every_wrong_echo(ruler) -> None:
-    name, _, _ = ruler
-    image = docker("inspect", "--format", "{{.Config.Image}}", name)
-    mangler = docker(
-        *("run", "-d", "--network", f"container:{name}", "--read-only", "--cap-drop", "ALL"),
-        *("--entrypoint", "python3", image, "-c", MANGLER),
-    )
+    container, _, _ = ruler
+    mangler = beside(container, "python3", "-c", MANGLER)
     try:
-        until(lambda: "listening" in docker("logs", mangler), "the mangler listens", DEADLINE)
-        code, report = generator(
-            *(name, "--target", "127.0.0.1", "--port", "12399", "--connections", "2"),
+        until(lambda: b"listening" in mangler.logs(), "the mangler listens", DEADLINE)
+        code, out, err = generator(
+            *(container, "--target", "127.0.0.1", "--port", "12399", "--connections", "2"),
             *("--rate", "200", "--duration", "0.5"),
         )
     finally:
-        subprocess.run(["docker", "rm", "-f", mangler], capture_output=True, timeout=60)
-    assert code == 1
-    assert report["due"] == report["sent"] == report["mismatched"] == 100
+        mangler.remove(force=True)
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["sent"] == report["mismatched"] == 100
     assert report["echoed"] == report["missing"] == report["errors"] == 0
 
 
@@ -230,22 +227,17 @@ def test_the_generator_counts_every_wrong_echo(ruler) -> None:
 def test_a_bad_argument_to_the_generator_is_one_line_and_exit_2(
     ruler, args: list[str], message: str
 ) -> None:
-    image = docker("inspect", "--format", "{{.Config.Image}}", ruler[0])
-    done = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "echo_load", image, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"echo_load: {message}")
+    code, out, err = generator(ruler[0], *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"echo_load: {message}")
 
 
 # Last: it stops the module's ruler.
 def test_sigterm_ends_it_with_the_tutorials_total(ruler) -> None:
-    name, _, stats = ruler
+    container, _, stats = ruler
     total = read_stats(stats)["messages"]
-    docker("stop", "--time", "5", name)
-    assert docker("inspect", "--format", "{{.State.ExitCode}}", name) == "0"
-    logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True).stdout
+    container.stop(timeout=5)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0
+    logs = container.logs(stderr=False).decode()
     assert logs.splitlines()[-1] == f"Total messages received: {total}"

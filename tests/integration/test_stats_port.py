@@ -20,12 +20,12 @@ import re
 import selectors
 import socket
 import statistics
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
+from echolab_host import engine
 from echolab_server.settings import Settings
 from echolab_server.stats import DEADLINE, MAX_OPEN, PROBLEM_WINDOW
 from echolab_server.variants import registry
@@ -70,11 +70,7 @@ def flood(address: tuple[str, int], count: int, stop, opened) -> None:
 
 def server_pid(container: str) -> int:
     """The host's process id of the container's PID 1: the server."""
-    pid = subprocess.run(
-        ["docker", "inspect", "--format", "{{.State.Pid}}", container],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    return int(pid)
+    return int(engine().containers.get(container).attrs["State"]["Pid"])
 
 
 def _live_threads(pid: int | str) -> int:
@@ -100,12 +96,8 @@ def threads(pid: int) -> int:
 
 def container_address(lab: Lab, container: str, port: int) -> tuple[str, int]:
     """The container's own address on the lab's network, as another container reaches it."""
-    ip = subprocess.run(
-        ["docker", "inspect", "--format",
-         f'{{{{(index .NetworkSettings.Networks "{lab.network()}").IPAddress}}}}', container],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout.strip()  # fmt: skip
-    return ip, port
+    networks = engine().containers.get(container).attrs["NetworkSettings"]["Networks"]
+    return networks[lab.network()]["IPAddress"], port
 
 
 def echo_ms(address: tuple[str, int]) -> float:

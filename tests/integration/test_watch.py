@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -19,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker.errors import APIError
+from echolab_host import engine
 from prometheus_client.parser import text_string_to_metric_families
 
-from .lab import DEADLINE, ROOT, VARIANTS, Lab
+from .lab import VARIANTS, Lab
 
 CONSOLE = "/consoles/echolab.html"
 PAGE_S = 20  # seconds a page load may take to draw every graph before it is loaded again
@@ -60,7 +61,7 @@ def prometheus(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     override = tmp_path_factory.mktemp("observe") / "observe.yaml"
     override.write_text('services:\n  prometheus:\n    ports: !override ["127.0.0.1::9090"]\n')
     observe = ["-f", str(override), "--profile", "observe"]
-    subprocess.run(lab.command(*observe, "build", "--quiet", "prometheus"), cwd=ROOT, check=True)
+    lab.compose_run(*observe, "build", "--quiet", "prometheus", timeout=1800)
     services = ["prometheus", "pushgateway"]
     lab.compose_run(*observe, "up", "--detach", "--wait", *services)
     try:
@@ -68,8 +69,8 @@ def prometheus(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
         yield Prometheus(port)
     finally:
         lab.compose_run(*observe, "rm", "--stop", "--force", *services)
-        volume = f"{os.environ['COMPOSE_PROJECT_NAME']}_prometheus-data"
-        subprocess.run(["docker", "volume", "rm", volume], capture_output=True, timeout=DEADLINE)
+        with contextlib.suppress(APIError):  # none made: nothing to remove
+            engine().volumes.get(f"{lab.compose.project}_prometheus-data").remove()
 
 
 def test_prometheus_scrapes_every_running_server(lab: Lab, prometheus: Prometheus) -> None:

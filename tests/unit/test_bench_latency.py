@@ -2,6 +2,7 @@
 loadgen gets more processes, the one bound rule, and the tables and chart of a made-up run."""
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from echolab_bench import latency, latency_output
 from echolab_bench.generator import GENERATORS, echo_load_run
 from echolab_bench.latency import (
     capacity_at,
+    capacity_record,
     ladder,
     ladder_rounds,
     make_plan,
@@ -19,16 +21,17 @@ from echolab_bench.latency import (
 from echolab_bench.latency_output import render_chart, render_tables
 from echolab_bench.measure import BOUNDS, Target, bound, bound_rule, loadgen_run
 from echolab_bench.output import legend
+from echolab_bench.results import LatencyLoad, LatencyResults, LatencyRow
 from echolab_server.variants import registry
 
-from .bench_results import MACHINE
+from .bench_results import MACHINE, bench_run, summary_at
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def rung(offered, p99, bound_label="elsewhere", missing=0):
-    return {"offered": offered, "p99_us": p99, "bound": bound_label, "missing": missing,
-            "mismatched": 0}  # fmt: skip
+    """A rung of one run at ``offered`` msgs/s with that p99."""
+    return summarize_rung(offered, [replace(fake_run(offered, p99, bound_label), missing=missing)])
 
 
 def test_the_ladder_climbs_from_well_below_capacity_to_past_it() -> None:
@@ -50,34 +53,29 @@ def test_a_load_is_run_only_on_variants_that_serve_that_many_at_once() -> None:
 def test_capacity_is_the_last_rate_before_p99_first_breaks_the_target() -> None:
     rungs = [rung(1000, 200), rung(5000, 400), rung(9000, 1500), rung(12000, 800)]
     held, top = capacity_at(rungs, 1000)
-    assert held["offered"] == 5000 and not top  # 12,000's p99 came back under: it broke before
+    assert held is not None and held.offered == 5000 and not top  # 12,000's p99 came back under
     held, top = capacity_at(list(reversed(rungs)), 1000)  # the order given does not matter
-    assert held["offered"] == 5000
+    assert held is not None and held.offered == 5000
 
 
 def test_capacity_says_when_the_ladder_ended_first_or_nothing_held() -> None:
     held, top = capacity_at([rung(1000, 200), rung(2000, 300)], 1000)
-    assert held["offered"] == 2000 and top  # at least this: the knee is above the ladder
+    assert held is not None and held.offered == 2000 and top  # the knee is above the ladder
     assert capacity_at([rung(1000, 5000), rung(2000, 300)], 1000) == (None, False)
     # A lost echo breaks it too, whatever the p99.
     held, _ = capacity_at([rung(1000, 200), rung(2000, 300, missing=1)], 1000)
-    assert held["offered"] == 1000
+    assert held is not None and held.offered == 1000
 
 
 def test_a_stored_run_is_read_at_another_target_from_its_rungs() -> None:
-    rungs = [
-        rung(offered, p99) | {"achieved": offered, "procs": 1}
-        for offered, p99 in ((1000, 900), (5000, 4000), (9000, 20_000))
-    ]
-    results = {
-        "plan": {"target_us": 1000},
-        "loads": [{"rows": {"a": {"rungs": rungs, "capacity_at_target": None}}}],
-    }
-    row = latency.retarget(results, 5000)["loads"][0]["rows"]["a"]
-    assert results["plan"]["target_us"] == 5000
-    assert row["capacity_at_target"]["offered"] == 5000
-    assert not row["capacity_at_target"]["ladder_top"]
-    assert latency.retarget(results, 500)["loads"][0]["rows"]["a"]["capacity_at_target"] is None
+    results = fake_results()
+    row = results.loads[0].rows["poll"]
+    row.rungs = [rung(offered, p99) for offered, p99 in ((1000, 900), (5000, 4000), (9000, 20_000))]
+    row = latency.retarget(results, 5000).loads[0].rows["poll"]
+    assert results.plan.target_us == 5000
+    assert row.capacity_at_target is not None and row.capacity_at_target.offered == 5000
+    assert not row.capacity_at_target.ladder_top
+    assert latency.retarget(results, 500).loads[0].rows["poll"].capacity_at_target is None
 
 
 def test_loadgen_gets_more_processes_only_where_it_was_the_ceiling_and_may_use_more() -> None:
@@ -100,27 +98,24 @@ def test_one_rule_for_every_bound_in_code_tables_and_chart() -> None:
 
 
 def fake_run(rate, p99, bound_label, procs=1):
-    return {
-        "msgs_per_s": rate,
-        "latency_us": {"p50": p99 // 4, "p99": p99, "p999": p99 * 2},
-        "bound": bound_label,
-        "server_cpu_percent": 50.0,
-        "loadgen_cgroup_cpu_percent": 40.0,
-        "procs": procs,
-        "missing": 0,
-        "errors": 0,
-        "mismatched": 0,
-    }
+    return bench_run(
+        msgs_per_s=rate,
+        latency_us=summary_at(p99),
+        bound=bound_label,
+        server_cpu_percent=50.0,
+        loadgen_cgroup_cpu_percent=40.0,
+        procs=procs,
+    )
 
 
 def test_a_rung_is_the_median_p99_with_its_spread_and_that_runs_bound() -> None:
-    runs = [fake_run(900, 300, "elsewhere"), fake_run(880, 900, "client"), fake_run(910, 500, "S")]
-    runs[2]["bound"] = "server"
+    runs = [fake_run(900, 300, "elsewhere"), fake_run(880, 900, "client")]
+    runs.append(fake_run(910, 500, "server"))
     r = summarize_rung(1000, runs)
-    assert (r["offered"], r["achieved"], r["p99_us"]) == (1000, 900, 500)
-    assert r["bound"] == "server" and r["bounds"] == ["elsewhere", "client", "server"]
-    assert (r["p99_min_us"], r["p99_max_us"]) == (300, 900)
-    assert r["p99_spread"] == 1.2 and r["spread_flagged"]
+    assert (r.offered, r.achieved, r.p99_us) == (1000, 900, 500)
+    assert r.bound == "server" and r.bounds == ["elsewhere", "client", "server"]
+    assert (r.p99_min_us, r.p99_max_us) == (300, 900)
+    assert r.p99_spread == 1.2 and r.spread_flagged
 
 
 class FakeStack:
@@ -146,9 +141,10 @@ def test_rounds_interleave_rows_and_grow_loadgen_where_it_was_the_ceiling(monkey
     plan = make_plan(args)
     targets = [Target(n, "variant", n, 12345, 8080, None, 1) for n in ("a", "b")]
     out = ladder_rounds(FakeStack(), plan, targets, (100, 64))
-    assert [r["offered"] for r in out["a"]["rungs"]] == ladder(1000, plan.fractions)
-    assert out["a"]["capacity_at_target"]["offered"] == 600  # 0.6 held, 0.9 broke
-    assert out["b"]["capacity_at_target"]["offered"] == 1200
+    assert [r.offered for r in out["a"].rungs] == ladder(1000, plan.fractions)
+    capacity = {name: row.capacity_at_target for name, row in out.items()}
+    assert capacity["a"] is not None and capacity["a"].offered == 600  # 0.6 held, 0.9 broke
+    assert capacity["b"] is not None and capacity["b"].offered == 1200
     # b's warm-up saturated one process: every later run of b had two, a's kept one.
     assert {p for n, _, p in calls if n == "a"} == {1}
     assert [p for n, _, p in calls if n == "b"][:2] == [1, 2]
@@ -164,28 +160,27 @@ def fake_results():
             summarize_rung(rate, [fake_run(rate, 200 if rate < capacity else 3000, bound_label)])
             for rate in ladder(capacity, latency.QUICK_FRACTIONS)
         ]
-        held, top = capacity_at(rungs, 1000)
-        return {
-            "closed_loop": fake_run(capacity, 2000, bound_label),
-            "rungs": rungs,
-            "capacity_at_target": held | {"achieved": held["achieved"], "ladder_top": top},
-        }
+        return LatencyRow(
+            closed_loop=fake_run(capacity, 2000, bound_label),
+            rungs=rungs,
+            capacity_at_target=capacity_record(rungs, 1000),
+        )
 
-    plan = make_plan(latency.build_parser().parse_args(["--quick"]))
-    return {
-        "started": "2026-12-06T00:00:00+00:00",
-        "finished": "2026-12-06T00:10:00+00:00",
-        "plan": latency.asdict(plan) | {"server_cpus": "0", "loadgen_cpus": "1"},
-        "machine": dict(MACHINE),
-        "loads": [
-            {
-                "connections": 100,
-                "size": 64,
-                "left_out": ["simple", "pool"],
-                "rows": {"poll": row(40_000, "server"), "c-epoll": row(80_000, "both")},
-            }
-        ],
-    }
+    args = ["--quick", "--server-cpus", "0", "--loadgen-cpus", "1"]
+    plan = make_plan(latency.build_parser().parse_args(args))
+    load = LatencyLoad(
+        connections=100,
+        size=64,
+        left_out=["simple", "pool"],
+        rows={"poll": row(40_000, "server"), "c-epoll": row(80_000, "both")},
+    )
+    return LatencyResults(
+        started="2026-12-06T00:00:00+00:00",
+        plan=plan,
+        loads=[load],
+        machine=MACHINE,
+        finished="2026-12-06T00:10:00+00:00",
+    )
 
 
 def test_the_tables_give_capacity_the_ratio_to_c_and_say_where_loadgen_was_the_ceiling(

@@ -12,25 +12,13 @@ from echolab_bench.output import (
     render_tables,
     styles,
 )
+from echolab_bench.results import ClosedLoopResults, PlanRecord, Row
 
-from .bench_results import MACHINE
+from .bench_results import MACHINE, bench_run
 
 
 def fake_run(msgs_per_s, bound_label="server"):
-    return {
-        "msgs_per_s": msgs_per_s,
-        "mib_per_s": msgs_per_s / 16,
-        "latency_us": {"p99": 500},
-        "server_cpu_percent": 95.0,
-        "loadgen_cgroup_cpu_percent": 60.0,
-        "server_us_per_msg": 20.0,
-        "loadgen_us_per_msg": 15.0,
-        "served": 100,
-        "missing": 0,
-        "errors": 0,
-        "mismatched": 0,
-        "bound": bound_label,
-    }
+    return bench_run(msgs_per_s=msgs_per_s, mib_per_s=msgs_per_s / 16, bound=bound_label)
 
 
 def fake_results(names):
@@ -40,21 +28,24 @@ def fake_results(names):
         cells = [
             summarize(load, [fake_run(1000 * (k + 1) + d) for d in (0, 50, 100)]) for load in LOADS
         ]
-        rows[name] = {"kind": kind, "loads": cells}
-    return {
-        "started": "2026-11-26T00:00:00+00:00",
-        "finished": "2026-11-26T00:10:00+00:00",
-        "plan": {
-            "loads": LOADS,
-            "duration_s": 2.0,
-            "rounds": 3,
-            "warmup_s": 0.5,
-            "procs": 1,
-            "work_delay_s": 0.0,
-        },
-        "machine": dict(MACHINE),
-        "rows": rows,
-    }
+        rows[name] = Row(kind=kind, address=f"{name}:12345", loads=cells)
+    plan = PlanRecord(
+        loads=LOADS,
+        duration_s=2.0,
+        rounds=3,
+        warmup_s=0.5,
+        procs=1,
+        work_delay_s=0.0,
+        server_cpus="0",
+        loadgen_cpus="1",
+    )
+    return ClosedLoopResults(
+        started="2026-11-26T00:00:00+00:00",
+        plan=plan,
+        machine=MACHINE,
+        rows=rows,
+        finished="2026-11-26T00:10:00+00:00",
+    )
 
 
 def test_bound_names_what_was_saturated() -> None:
@@ -82,17 +73,17 @@ def test_rounds_interleave_every_row_and_rotate_who_goes_first(monkeypatch) -> N
     assert order[:3] == [(n, load, 0.5) for n in "abc"]
     assert [name for name, _, _ in order[3:]] == list("abcbcacababc")
     assert all(duration == 2.0 for _, _, duration in order[3:])
-    assert {name: len(c[0]["runs"]) for name, c in cells.items()} == {"a": 4, "b": 4, "c": 4}
+    assert {name: len(c[0].runs) for name, c in cells.items()} == {"a": 4, "b": 4, "c": 4}
 
 
 def test_a_cell_is_the_median_with_its_range_spread_and_the_median_runs_bound() -> None:
     runs = [fake_run(100, "client"), fake_run(130, "server"), fake_run(90, "client")]
     cell = summarize((10, 64), runs)
-    assert (cell["median"], cell["min"], cell["max"]) == (100, 90, 130)
-    assert cell["spread"] == 0.4 and cell["spread_flagged"]
-    assert cell["bound"] == "client" and cell["bounds"] == ["client", "server", "client"]
+    assert (cell.median, cell.min, cell.max) == (100, 90, 130)
+    assert cell.spread == 0.4 and cell.spread_flagged
+    assert cell.bound == "client" and cell.bounds == ["client", "server", "client"]
     steady = summarize((10, 64), [fake_run(100), fake_run(110), fake_run(105)])
-    assert steady["spread"] < 0.2 and not steady["spread_flagged"]
+    assert steady.spread is not None and steady.spread < 0.2 and not steady.spread_flagged
 
 
 def test_thirteen_rows_all_reach_the_tables_and_the_chart(tmp_path) -> None:

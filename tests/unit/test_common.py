@@ -1,4 +1,4 @@
-"""echolab_common: the one wait-with-a-deadline and the one-line command-line errors."""
+"""echolab_common: the one wait with a deadline, one-line command-line errors, records as JSON."""
 
 import itertools
 import socket
@@ -6,9 +6,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 from echolab_common.cli import Parser, number, port
+from echolab_common.record import OMITTED, Record, decode
 from echolab_common.wait import Timeout, accepting, until
 
 
@@ -64,3 +67,53 @@ def test_a_port_is_from_1_to_65535() -> None:
     assert port("65535") == 65535
     with pytest.raises(Exception, match="not a port"):
         port("0")
+
+
+@dataclass(kw_only=True)
+class Point(Record):
+    kind: Literal["point"] = "point"
+    x: float
+    label: str | None
+    note: str | None = field(default=None, metadata=OMITTED)
+
+
+@dataclass(kw_only=True)
+class Pair(Record):
+    kind: Literal["pair"] = "pair"
+    points: tuple[Point, Point]
+    by_name: dict[str, int]
+
+
+def test_a_record_writes_its_fields_in_order_and_leaves_out_an_omitted_none() -> None:
+    point = Point(x=2, label=None)
+    assert list(point.to_json().items()) == [("kind", "point"), ("x", 2), ("label", None)]
+    noted = Point(x=2.5, label="a", note="n")
+    assert list(noted.to_json()) == ["kind", "x", "label", "note"]
+    assert Point.from_json(noted.to_json()) == noted and Point.from_json(point.to_json()) == point
+    pair = Pair(points=(point, noted), by_name={"a": 1})
+    assert Pair.from_json(pair.to_json()) == pair
+    assert pair.to_json()["points"][1] == noted.to_json()  # a tuple is a JSON list
+
+
+def test_a_union_reads_the_one_shape_that_fits() -> None:
+    assert decode(Point | Pair, {"kind": "point", "x": 1, "label": "a"}) == Point(x=1, label="a")
+    pair = Pair(points=(Point(x=1, label=None),) * 2, by_name={})
+    assert decode(Point | Pair, pair.to_json()) == pair
+    assert decode(Point | None, None) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        ({"kind": "point", "x": 1}, "no key 'label'"),
+        ({"kind": "point", "x": 1, "label": None, "y": 2}, "unexpected key 'y'"),
+        ({"kind": "point", "x": "1", "label": None}, "x: expected float, got '1'"),
+        ({"kind": "point", "x": True, "label": None}, "x: expected float, got True"),
+        ({"kind": "line", "x": 1, "label": None}, "kind: expected one of 'point'"),
+        ([1], "expected an object, got list"),
+    ],
+)
+def test_a_record_that_does_not_fit_says_where_in_one_line(data, complaint) -> None:
+    with pytest.raises(ValueError, match=complaint) as caught:
+        Point.from_json(data)
+    assert "\n" not in str(caught.value)

@@ -1,19 +1,32 @@
 """The compare table (each setup's median round, where it ran, every round's figure), and how
 long a loadgen run on the cluster may take."""
 
+from dataclasses import replace
+
 import pytest
 from echolab_cluster.compare import median_round, render
+from echolab_cluster.errors import ClusterError
 from echolab_cluster.load import BENCH_SLACK_S, deadline
-from echolab_cluster.nodes import ClusterError
+from echolab_loadgen.histogram import LatencySummary
+from echolab_loadgen.merge import MergedReport, ReplicaRow, ServerCounts, ServerReplica, Total
 
 
 def report(msgs_per_s, servers=("node1",), load=("node2",), p50=900):
-    """A merged report (``echolab_loadgen.merge``), reduced to what the table reads."""
-    return {
-        "total": {"msgs_per_s": msgs_per_s, "latency_us": {"p50": p50, "p99": p50 * 10}},
-        "rows": [{"replica": f"{node}.{slot}"} for slot, node in enumerate(load, 1)],
-        "server": {"rows": [{"address": node} for node in servers]},
-    }
+    """A merged report (``echolab_loadgen.merge``): what the table reads, the rest zeros."""
+    counts = dict.fromkeys(("sent", "echoed", "mismatched", "missing", "errors", "connections"), 0)
+    rates = {"msgs_per_s": msgs_per_s, "mib_per_s": 0.0, "duration_s": 1.0}
+    latency = LatencySummary(p50=p50, p90=p50, p99=p50 * 10, p999=p50 * 10, max=p50 * 10)
+    rows = [
+        ReplicaRow(replica=f"{node}.{slot}", **counts, **rates, p50_us=p50, p99_us=p50 * 10)
+        for slot, node in enumerate(load, 1)
+    ]
+    server = ServerCounts(
+        messages=0,
+        connections_total=0,
+        rows=[ServerReplica(address=node, messages=0, connections_total=0) for node in servers],
+    )
+    total = Total(**counts, **rates, latency_us=latency)
+    return MergedReport(replicas=len(rows), total=total, rows=rows, server=server)
 
 
 def test_the_median_round_is_the_middle_one_or_the_lower_middle_one():
@@ -24,7 +37,7 @@ def test_the_median_round_is_the_middle_one_or_the_lower_middle_one():
 
 
 def test_a_row_per_setup_from_its_median_round_with_every_rounds_figure():
-    bridge = {"total": report(9000)["total"], "rows": [{"replica": "node3.bridge"}]}
+    bridge = replace(report(9000, load=("node3",)), server=None)
     runs = {
         "bridge": [bridge],
         "2 server replicas": [

@@ -19,6 +19,7 @@ import pytest
 from echolab_loadgen.__main__ import main
 from echolab_loadgen.engine import MAX_SIZE
 from echolab_loadgen.histogram import FLUSH_AT, LatencyRecorder
+from echolab_loadgen.report import SustainedReport, read_report
 from prometheus_client.parser import text_string_to_metric_families
 
 DOCUMENTED_KEYS = {
@@ -380,8 +381,8 @@ def test_percentiles_of_known_data_within_the_sketch_error():
         recorder.record(micros)
     summary = recorder.summary()
     for name, exact in (("p50", 5000), ("p90", 9000), ("p99", 9900), ("p999", 9990)):
-        assert abs(summary[name] - exact) <= exact * 0.01 + 1, name
-    assert summary["max"] == 10_000
+        assert abs(getattr(summary, name) - exact) <= exact * 0.01 + 1, name
+    assert summary.max == 10_000
     assert recorder.count == 10_000
 
 
@@ -393,12 +394,12 @@ def test_recorders_merge_and_never_hold_more_than_a_buffer_of_samples():
     second.record(5000)
     first.merge(second)
     assert first.count == FLUSH_AT + 11
-    assert first.summary()["max"] == 5000
-    assert abs(first.summary()["p50"] - 100) <= 1
+    assert first.summary().max == 5000
+    assert abs(first.summary().p50 - 100) <= 1
 
 
 def test_an_empty_recorder_summarizes_to_zeros():
-    assert LatencyRecorder().summary() == dict.fromkeys(LATENCY_KEYS, 0)
+    assert LatencyRecorder().summary().to_json() == dict.fromkeys(LATENCY_KEYS, 0)
 
 
 def test_a_target_never_reachable_within_the_wait_is_one_line_and_exit_1(capsys):
@@ -411,8 +412,71 @@ def test_a_target_never_reachable_within_the_wait_is_one_line_and_exit_1(capsys)
 
 def test_json_reports_carry_their_latency_sketch(serve, capsys):
     _, result, _ = run_json(capsys, [*serve(), "--connections", "2", "--messages", "10"])
-    sketch = LatencyRecorder.from_json(result["latency_sketch"])
-    assert sketch.count == 20 and sketch.summary() == result["latency_us"]
+    report = read_report(result)
+    assert isinstance(report, SustainedReport) and report.latency_sketch is not None
+    recorder = LatencyRecorder.from_sketch(report.latency_sketch)
+    assert recorder.count == 20 and recorder.summary() == report.latency_us
+
+
+# Each mode's keys in the order loadgen prints them: the bench's result files and the cluster's
+# merge read them, so they are a contract (optional keys: cgroup_cpu_s, latency_sketch).
+MEASURED_KEYS = [
+    "mode", "target", "sent", "echoed", "mismatched", "missing", "errors", "server_counted",
+    "lost_updates", "msgs_per_s", "mib_per_s", "duration_s", "connections", "size", "latency_us",
+    "first_error",
+]  # fmt: skip
+MODE_KEYS = {
+    "experiment": [*MEASURED_KEYS, "latency_sketch"],
+    "sustained": [
+        *MEASURED_KEYS, "served", "loadgen_cpu_percent", "cgroup_cpu_s", "procs", "rate",
+        "latency_sketch",
+    ],
+    "idle": ["mode", "target", "idle_requested", "idle_open", "idle_failure"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mode", "args"),
+    [
+        ("experiment", ["--clients", "2", "--repeat", "2"]),
+        ("sustained", ["--connections", "2", "--messages", "3", "--procs", "2", "--cgroup-cpu"]),
+        ("idle", ["--idle", "2"]),
+    ],
+)
+def test_each_modes_report_keeps_its_keys_in_order_and_reads_back_the_same(
+    serve, capsys, mode, args
+):
+    _, result, _ = run_json(capsys, [*serve(), *args])
+    expected = MODE_KEYS[mode]
+    if "cgroup_cpu_s" not in result:  # no cgroup CPU counter to read here
+        expected = [key for key in expected if key != "cgroup_cpu_s"]
+    assert list(result) == expected
+    report = read_report(result)
+    assert report.mode == mode and list(report.to_json().items()) == list(result.items())
+
+
+@pytest.mark.parametrize(
+    ("report", "complaint"),
+    [
+        ({"mode": "sustained", "target": "x"}, "no key 'sent'"),
+        ({"mode": "idle", "target": "x", "idle_requested": 1, "idle_open": 1}, "'idle_failure'"),
+        ({"mode": "warp", "target": "x"}, "expected one of 'idle'"),
+        (
+            {
+                "mode": "idle",
+                "target": "x",
+                "idle_requested": "1",
+                "idle_open": 0,
+                "idle_failure": None,
+            },
+            "idle_requested: expected int, got '1'",
+        ),
+    ],
+)
+def test_a_report_that_does_not_fit_its_mode_is_one_line(report, complaint):
+    with pytest.raises(ValueError, match=complaint) as caught:
+        read_report(report)
+    assert "\n" not in str(caught.value)
 
 
 class Pushgateway:

@@ -3,10 +3,12 @@ sketch (percentiles of different processes cannot be averaged)."""
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 from echolab_loadgen.histogram import LatencyRecorder
-from echolab_loadgen.merge import main, merge, server_counts
+from echolab_loadgen.merge import MergedReport, ServerReplica, main, merge, server_counts
+from echolab_loadgen.report import SustainedReport
 
 from .test_loadgen import run_json, serve  # noqa: F401 (serve is a fixture)
 
@@ -17,10 +19,29 @@ def report(samples, **counts):
     for micros in samples:
         recorder.record(micros)
     sent = len(samples)
-    base = {"sent": sent, "echoed": sent, "mismatched": 0, "missing": 0, "errors": 0}
-    base |= {"connections": 4, "msgs_per_s": 100.0, "mib_per_s": 0.1, "duration_s": 2.0}
-    base |= {"latency_us": recorder.summary(), "latency_sketch": recorder.to_json()}
-    return json.loads(json.dumps(base | counts))  # as it travels: through JSON
+    report = SustainedReport(
+        target="server-poll:12345",
+        sent=sent,
+        echoed=sent,
+        mismatched=0,
+        missing=0,
+        errors=0,
+        server_counted=None,
+        lost_updates=None,
+        msgs_per_s=100.0,
+        mib_per_s=0.1,
+        duration_s=2.0,
+        connections=4,
+        size=64,
+        latency_us=recorder.summary(),
+        first_error=None,
+        served=4,
+        loadgen_cpu_percent=50.0,
+        procs=1,
+        rate=None,
+        latency_sketch=recorder.to_sketch(),
+    )
+    return json.loads(json.dumps(replace(report, **counts).to_json()))  # as it travels
 
 
 def test_merging_two_reports_gives_the_quantiles_of_one_sketch_of_both_sample_sets():
@@ -31,21 +52,23 @@ def test_merging_two_reports_gives_the_quantiles_of_one_sketch_of_both_sample_se
     for micros in fast + slow:
         both.record(micros)
     merged = merge({"node2": report(fast), "node3": report(slow)})
-    assert merged["total"]["latency_us"] == both.summary()
-    assert merged["total"]["sent"] == len(fast) + len(slow)
+    assert merged.total.latency_us == both.summary()
+    assert merged.total.sent == len(fast) + len(slow)
     averaged = (report(fast)["latency_us"]["p99"] + report(slow)["latency_us"]["p99"]) / 2
-    assert merged["total"]["latency_us"]["p99"] != averaged, "the wrong way gives another answer"
+    assert merged.total.latency_us.p99 != averaged, "the wrong way gives another answer"
 
 
 def test_sums_are_exact_and_every_replica_has_a_row():
     merged = merge(
         {"a": report([100] * 7, errors=1, msgs_per_s=50.5), "b": report([200] * 5, missing=2)}
     )
-    total = merged["total"]
-    assert (total["sent"], total["errors"], total["missing"]) == (12, 1, 2)
-    assert total["msgs_per_s"] == 150.5 and total["connections"] == 8
-    assert [row["replica"] for row in merged["rows"]] == ["a", "b"]
-    assert merged["replicas"] == 2
+    total = merged.total
+    assert (total.sent, total.errors, total.missing) == (12, 1, 2)
+    assert total.msgs_per_s == 150.5 and total.connections == 8
+    assert [row.replica for row in merged.rows] == ["a", "b"]
+    assert merged.replicas == 2
+    assert list(merged.to_json()) == ["replicas", "total", "rows"]
+    assert "server_counted" not in merged.to_json()["total"]
 
 
 def test_server_counts_sum_every_replica_and_say_when_one_is_gone():
@@ -57,10 +80,13 @@ def test_server_counts_sum_every_replica_and_say_when_one_is_gone():
         }
     }
     counts = server_counts(before, after)
-    assert (counts["messages"], counts["connections_total"]) == (190, 4)
+    assert (counts.messages, counts.connections_total) == (190, 4)
     gone = server_counts(after, before)
-    assert gone["messages"] is None
-    assert {"address": "node2", "messages": None, "connections_total": None} in gone["rows"]
+    assert gone.messages is None
+    assert ServerReplica(address="node2", messages=None, connections_total=None) in gone.rows
+    merged = merge({"a": report([100])}, after, before).to_json()
+    assert merged["total"]["server_counted"] is None, "a replica gone: the count is unknown"
+    assert list(merged) == ["replicas", "total", "rows", "server"]
 
 
 def test_real_reports_merge_from_files_with_the_servers_count(serve, capsys, tmp_path):  # noqa: F811
@@ -77,9 +103,11 @@ def test_real_reports_merge_from_files_with_the_servers_count(serve, capsys, tmp
     extra = ["--server-before", str(tmp_path / "before.json")]
     extra += ["--server-after", str(tmp_path / "after.json")]
     assert main([*files, *extra, "--json"]) == 0
-    merged = json.loads(capsys.readouterr().out)
-    assert merged["total"]["sent"] == merged["total"]["echoed"] == 120
-    assert merged["total"]["server_counted"] == 120
+    out = json.loads(capsys.readouterr().out)
+    merged = MergedReport.from_json(out)
+    assert merged.to_json() == out, "the merged report reads back as it was written"
+    assert merged.total.sent == merged.total.echoed == 120
+    assert out["total"]["server_counted"] == 120
     assert main(files) == 0
     table = capsys.readouterr().out
     assert "node2" in table and "node3" in table and "all 2 replicas" in table

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from echolab_cluster import registry, stack
-from echolab_cluster.nodes import ClusterError
+from echolab_cluster.errors import ClusterError
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -65,11 +65,25 @@ def test_something_that_accepts_connections_answers(stand_in):
     registry.check_answers(stand_in)
 
 
-def test_the_digest_docker_push_reports_is_read_from_its_last_lines():
-    output = "abc: Pushed\nt: digest: sha256:0123 size: 1570\n"
-    assert registry.pushed_digest(output, "r/x:t") == "sha256:0123"
+# The engine's push progress as the SDK decodes it: status records, then the digest in an aux.
+PUSHED = [
+    {"status": "The push refers to repository [127.0.0.1:5000/x]"},
+    {"status": "Pushed", "progressDetail": {}, "id": "abc"},
+    {"status": "t: digest: sha256:0123 size: 1570"},
+    {"progressDetail": {}, "aux": {"Tag": "t", "Digest": "sha256:0123", "Size": 1570}},
+]
+
+
+def test_the_digest_a_push_reports_is_read_from_its_progress():
+    assert registry.pushed_digest(iter(PUSHED), "r/x:t") == "sha256:0123"
     with pytest.raises(ClusterError, match="no digest"):
-        registry.pushed_digest("abc: Pushed\n", "r/x:t")
+        registry.pushed_digest(iter(PUSHED[:2]), "r/x:t")
+
+
+def test_a_push_the_engine_refuses_is_one_line():
+    refused = [*PUSHED[:2], {"errorDetail": {"message": "denied"}, "error": "denied:\nno"}]
+    with pytest.raises(ClusterError, match=r"^push r/x:t: no$"):
+        registry.pushed_digest(iter(refused), "r/x:t")
 
 
 def test_the_registry_gives_an_images_digest_and_says_when_it_has_none(stand_in):

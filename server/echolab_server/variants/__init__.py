@@ -29,9 +29,9 @@ class VariantUnavailable(Exception):
 
 
 @functools.cache
-def registry() -> dict[str, type]:
+def registry() -> dict[str, type[EchoServer]]:
     """Every variant's class by name, in the order of the lessons (``step``)."""
-    found = {}
+    found: dict[str, type[EchoServer]] = {}
     for module_info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{module_info.name}")
         [server] = [
@@ -51,12 +51,12 @@ def registry() -> dict[str, type]:
     return dict(sorted(found.items(), key=lambda item: item[1].step))
 
 
-def variant_names(where: Callable[[type], bool] = lambda server: True) -> list[str]:
+def variant_names(where: Callable[[type[EchoServer]], bool] = lambda server: True) -> list[str]:
     """The names of the variants whose class satisfies ``where``, in the lessons' order."""
     return [name for name, server in registry().items() if where(server)]
 
 
-def server_class(variant: str) -> type:
+def server_class(variant: str) -> type[EchoServer]:
     """The variant's class, once what it ``requires`` beyond the standard library imports."""
     server = registry()[variant]
     for package in server.requires:

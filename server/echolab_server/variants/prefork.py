@@ -17,9 +17,11 @@ by every worker: the part of the work that does not get faster with more cores.
 # Plumbing (shared memory, relayed logs, replacing dead workers, stop: processes; stats: server)
 
 import functools
-import multiprocessing
 import os
 import socket
+from contextlib import AbstractContextManager
+from multiprocessing.context import SpawnProcess
+from typing import Protocol
 
 from ..counters import Cells, MessageCounter, Traffic
 from ..eventloop import EventLoopServer
@@ -29,19 +31,27 @@ from ..settings import Settings
 from .epoll import EpollReadiness
 
 
+class _SharingServer(Protocol):
+    """What CountsShared's hooks read from the server they are mixed into."""
+
+    log: Log
+    work_delay: float
+
+    @property
+    def shared(self) -> SharedCounts: ...
+
+
 class CountsShared:
     """Parent and workers alike count in the same shared memory, under one shared lock: the
     core's counting code, unchanged, on the cells and the lock these hooks hand it."""
 
-    shared: SharedCounts
-
-    def make_cells(self, counting: type[MessageCounter | Traffic]) -> Cells:
+    def make_cells(self: _SharingServer, counting: type[MessageCounter | Traffic]) -> Cells:
         return self.shared.cells[counting]
 
-    def make_lock(self):
+    def make_lock(self: _SharingServer) -> AbstractContextManager[object]:
         return self.shared.lock
 
-    def make_counter(self, cells: Cells) -> MessageCounter:
+    def make_counter(self: _SharingServer, cells: Cells) -> MessageCounter:
         return MessageCounter(self.log, cells, work_delay=self.work_delay, guard=self.shared.lock)
 
 
@@ -59,7 +69,7 @@ class PreforkServer(CountsShared, WorkerSupervisor):
     def open_listener(self) -> socket.socket:
         return reuse_port_socket(self.settings.host, self.settings.port)  # bound, never listens
 
-    def start_worker(self, slot: int) -> multiprocessing.Process:
+    def start_worker(self, slot: int) -> SpawnProcess:
         """A new process (spawn: a fresh interpreter) runs a PreforkWorker on the same port,
         counting in the same shared memory."""
         worker = SPAWN.Process(

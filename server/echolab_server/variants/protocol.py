@@ -25,10 +25,12 @@ admitted socket differs.
 
 import asyncio
 import socket
+from types import ModuleType
 
 from ..coroutines import CoroutineServer
 from ..server import describe
 
+uvloop: ModuleType | None
 try:
     import uvloop
 except ImportError:
@@ -41,15 +43,17 @@ class EchoProtocol(asyncio.BufferedProtocol):
     while the echo waits. (Buffered: a read is at most ``--recv-size`` bytes, one counted
     message as in every variant, not the 256 KiB a plain Protocol is handed.)"""
 
+    transport: asyncio.Transport  # from connection_made on
+
     def __init__(self, server: "ProtocolServer", conn: socket.socket, addr: tuple) -> None:
         self.server = server
         self.conn = conn
         self.addr = addr
         self.buffer = bytearray(server.settings.recv_size)
-        self.transport: asyncio.Transport | None = None
         self.released = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    # typeshed types every protocol's transport as a BaseTransport; a stream's is a Transport.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         transport.set_write_buffer_limits(high=self.server.settings.output_cap)
         self.server.connections.add(self)
@@ -85,7 +89,7 @@ class EchoProtocol(asyncio.BufferedProtocol):
         if self.released:
             return
         self.released = True
-        if self.transport is not None:
+        if self in self.server.connections:  # connection_made has run: there is a transport
             self.server.transports.discard(self.transport)
             self.transport.abort()
         self.server.connections.discard(self)
@@ -110,7 +114,7 @@ class ProtocolServer(CoroutineServer):
         """Wrap the socket in a transport; from then on the loop calls the protocol."""
         protocol = EchoProtocol(self, conn, addr)
         try:
-            await self._loop.connect_accepted_socket(lambda: protocol, sock=conn)
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock=conn)
         except OSError as error:
             self.log.line(f"Connection from {addr} ended: {describe(error)}")
             protocol.end()
