@@ -28,10 +28,10 @@
  * in the next --duration seconds are. After the window no new message goes out; the ones owed
  * and in flight are waited for up to --timeout seconds, and what has not come back by then is
  * missing. Latencies go into a log-linear histogram (128 buckets per power of two: under 0.8%
- * relative error). It prints one JSON line with the keys of Python loadgen's --json report that
- * the bench reads (sent, echoed, mismatched, missing, errors, msgs_per_s, duration_s,
- * latency_us, cgroup_cpu_s, ...), counted over the measured window, and exits 0 if every message
- * of it came back intact, 1 otherwise, 2 on a bad argument.
+ * relative error). It prints one JSON line, Python loadgen's report of a sustained run key for
+ * key (sent, echoed, mismatched, missing, errors, msgs_per_s, duration_s, latency_us,
+ * cgroup_cpu_s: its cgroup's CPU, ...), counted over the measured window, and exits 0 if every
+ * message of it came back intact, 1 otherwise, 2 on a bad argument.
  *
  * usage: echo_load --target HOST [--port 12345] [--connections 1] [--size 64] [--rate R]
  *                  [--duration 5] [--warmup 0] [--timeout 5]
