@@ -346,8 +346,8 @@ static void on_echo(struct conn *c, int64_t arrived, int64_t now)
     } else if (measured) {
         n.echoed++;
     }
-    if (measured)
-        record(arrived - (c->due > c->sent_at ? c->due : c->sent_at));
+    if (measured) /* from its due time, or from its send where that was earlier */
+        record(arrived - (c->sent_at < c->due ? c->sent_at : c->due));
     if (c->intact && arrived >= from && arrived < to)
         n.echoed_in_window++;
     if (!c->echoed_once && arrived < to) {
