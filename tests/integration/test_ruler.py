@@ -36,6 +36,18 @@ def serve(conn):
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
 """
+# One that stalls 0.2 s before its first echo on each connection, then echoes at once.
+STALLER = """
+import socket, threading, time
+server = socket.create_server(("127.0.0.1", 12398))
+print("listening", flush=True)
+def serve(conn):
+    time.sleep(0.2)
+    while data := conn.recv(65536):
+        conn.sendall(data)
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
 
 
 def host_port(container: Container, port: str) -> int:
@@ -213,6 +225,26 @@ def test_the_generator_counts_every_wrong_echo(ruler) -> None:
     report = json.loads(out)
     assert report["sent"] == report["mismatched"] == 100
     assert report["echoed"] == report["missing"] == report["errors"] == 0
+
+
+def test_the_generator_charges_a_stall_to_every_message_it_delayed(ruler) -> None:
+    container, _, _ = ruler
+    staller = beside(container, "python3", "-c", STALLER)
+    try:
+        until(lambda: b"listening" in staller.logs(), "the staller listens", DEADLINE)
+        code, out, err = generator(
+            *(container, "--target", "127.0.0.1", "--port", "12398", "--connections", "1"),
+            *("--rate", "100", "--duration", "1"),
+        )
+    finally:
+        staller.remove(force=True)
+    assert code == 0, err
+    report = json.loads(out)
+    # Messages due every 10 ms: the first 20 wait for the stall, 200 ms down to 10 ms, counted
+    # from when each was due. Timed from their sends, only the first would show it.
+    assert report["sent"] == report["echoed"] == 100
+    assert report["latency_us"]["p90"] >= 50_000
+    assert report["latency_us"]["max"] >= 150_000
 
 
 @pytest.mark.parametrize(
