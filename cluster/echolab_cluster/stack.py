@@ -58,7 +58,7 @@ TRANSLATED = ("mem_limit", "ports")
 LOCAL_ONLY = {
     "profile grade": "grading runs on one machine, beside the student (make grade)",
     "profile observe": "Prometheus watches the servers of one machine's lab (make watch)",
-    "profile ruler": "the C ruler is the bench's row, and the bench runs on one machine",
+    "profile ruler": "the C ruler and C load generator serve the bench, which runs on one machine",
     "profile registry": "the registry serves the nodes from outside the swarm, as for real hosts",
     "network_mode": "joins another container's network namespace, which no swarm service can",
 }
