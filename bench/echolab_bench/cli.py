@@ -62,6 +62,17 @@ def default_pinning(cores: int) -> tuple[str | None, str | None]:
     return server, loadgen
 
 
+def where_options(p: argparse.ArgumentParser, project: str) -> None:
+    """The options every bench command has: its compose project, where its results go."""
+    p.add_argument("--project", default=project, help=f"compose project (default {project})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "results",
+        help="where the results go (default bench/results)",
+    )
+
+
 def build_parser() -> Parser:
     server_cpus, loadgen_cpus = default_pinning(os.cpu_count() or 1)
     p = Parser(prog="bench", description=__doc__.split("\n\n")[0])
@@ -108,13 +119,7 @@ def build_parser() -> Parser:
         help="the servers' simulated work per message, seconds (default 0: off)",
     )
     p.add_argument("--no-idle", action="store_true", help="skip the idle-connection probes")
-    p.add_argument("--project", default=PROJECT, help=f"compose project (default {PROJECT})")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=REPO / "bench" / "results",
-        help="where the results go (default bench/results)",
-    )
+    where_options(p, PROJECT)
     p.add_argument(
         "--readme",
         type=Path,

@@ -45,6 +45,7 @@ from .cli import (
     run_command,
     say,
     start_targets,
+    where_options,
 )
 from .docker import REPO, BenchError, Stack, cores, cpu_list
 from .generator import GENERATORS
@@ -277,13 +278,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--server-cpus", type=cpuset, default=server_cpus, help="the servers' CPU set")
     p.add_argument("--loadgen-cpus", type=cpuset, default=loadgen_cpus, help="loadgen's CPU set")
-    p.add_argument("--project", default=PROJECT, help=f"compose project (default {PROJECT})")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=REPO / "bench" / "results",
-        help="where the results go (default bench/results)",
-    )
+    where_options(p, PROJECT)
     p.add_argument(
         "--docs",
         type=Path,
