@@ -123,7 +123,7 @@ class Target:
         code = state.get("ExitCode")
         if state.get("OOMKilled"):
             return f"was killed (code {code}): out of memory, past its {self.memory()}"
-        log = self.logs()
+        log = "\n".join(self.settled("both"))
         where = WHERE.findall(log)
         at = f" (server.py, line {where[-1]})" if where else ""
         return f"exited with code {code}: {last_line(log) or '(no output)'}{at}"
@@ -152,21 +152,24 @@ class Target:
                 for name in streams[stream]
             )
 
-    def printed(self, since: float) -> list[str]:
-        """What the server wrote to stderr since ``since`` (a Unix time), where Python puts a
-        traceback: from the last traceback's first line, SHOWN lines at most (the last ones).
-
-        Like stdout, stderr reaches `docker logs` a moment late: wait until a traceback is whole
-        (LOG_LAG at most), or QUIET seconds if nothing comes at all.
-        """
+    def settled(self, stream: str, since: float | None = None) -> list[str]:
+        """The non-blank lines of ``stream`` (as ``logs``), once they have settled: a line
+        reaches `docker logs` a moment after the server wrote it, even after the server has
+        exited. So wait until the last line is not inside a traceback (LOG_LAG at most), or
+        QUIET seconds if nothing comes at all."""
         started = time.monotonic()
         while True:
-            lines = self.logs("stderr", since=since).splitlines()
-            lines = [line.rstrip() for line in lines if line.strip()]
+            lines = [line.rstrip() for line in self.logs(stream, since).splitlines()]
+            lines = [line for line in lines if line.strip()]
             waited = time.monotonic() - started
             if whole(lines) or waited > LOG_LAG or (not lines and waited > QUIET):
-                break
+                return lines
             time.sleep(0.1)
+
+    def printed(self, since: float) -> list[str]:
+        """What the server wrote to stderr since ``since`` (a Unix time), where Python puts a
+        traceback: from the last traceback's first line, SHOWN lines at most (the last ones)."""
+        lines = self.settled("stderr", since)
         starts = [n for n, line in enumerate(lines) if line.startswith(TRACEBACK)]
         start = starts[-1] if starts else 0
         if start and lines[start - 1].startswith(IN_THREAD):  # whose traceback: the thread's
