@@ -10,9 +10,7 @@ is its own container's cgroup's.
 from echolab_loadgen.report import SustainedReport
 
 from .docker import Stack
-from .measure import Generator, Target, loadgen_run, read_loadgen_line
-
-GENERATOR_TIMEOUT_S = 2  # echoes still owed this long after the window are missing
+from .measure import OWED_S, Generator, Target, last_report, loadgen_run
 
 
 def echo_load_run(
@@ -28,11 +26,10 @@ def echo_load_run(
     args = [
         *("--target", target.host, "--port", str(target.port)),
         *("--connections", str(connections), "--size", str(size)),
-        *("--duration", f"{duration:g}", "--timeout", str(GENERATOR_TIMEOUT_S)),
+        *("--duration", f"{duration:g}", "--timeout", str(OWED_S)),
         *(("--rate", f"{rate:g}") if rate else ()),
     ]
-    lines = stack.generator(*args).output(duration + 60).strip().splitlines()
-    return read_loadgen_line(SustainedReport, lines[-1] if lines else "", args, "echo_load")
+    return last_report(stack.generator(*args), SustainedReport, args, duration + 60, "echo_load")
 
 
 # By the name --generator takes: how a run is made, and what the results call it.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from echolab_common.record import Record, extend
+from echolab_host import Exec
 from echolab_loadgen.report import IdleReport, SustainedReport
 
 from .docker import BenchError, Cgroup, Stack
@@ -33,6 +34,7 @@ IDLE_LEVELS = (0, 100, 1000, 10_000)  # 10,000: the C10K check
 IDLE_CAP = 10_000  # the most idle connections the probe tries: well past select's 1024
 SATURATED = 0.9  # a process group using this share of the CPU it may use is what bound the run
 SPREAD_FLAG = 0.2  # (max - min) / median above this: the cell is flagged
+OWED_S = 2  # echoes still owed this long after a run's window are missing
 RUN_OVERHEAD_S = 0.8  # docker exec, connecting, the drain (for the time estimate only)
 ROW_OVERHEAD_S = 15.0  # the idle probes of one variant (for the time estimate only)
 R = TypeVar("R", bound=Record)
@@ -76,8 +78,15 @@ class Target:
 
 def loadgen_report(stack: Stack, kind: type[R], *args: str, timeout: float) -> R:
     """One loadgen run in the bench's loadgen container; its report (exit 1 still has one)."""
-    lines = stack.loadgen(*args, "--json").output(timeout).strip().splitlines()
-    return read_loadgen_line(kind, lines[-1] if lines else "", args)
+    return last_report(stack.loadgen(*args, "--json"), kind, args, timeout)
+
+
+def last_report(
+    process: Exec, kind: type[R], args: Sequence[str], timeout: float, who: str = "loadgen"
+) -> R:
+    """The report a run (loadgen, or a generator printing its reports) printed last."""
+    lines = process.output(timeout).strip().splitlines()
+    return read_loadgen_line(kind, lines[-1] if lines else "", args, who)
 
 
 def read_loadgen_line(kind: type[R], line: str, args: Sequence[str], who: str = "loadgen") -> R:
@@ -168,7 +177,7 @@ def loadgen_run(
         *("--target", target.host, "--port", str(target.port)),
         *("--stats-port", str(target.stats_port), "--connections", str(connections)),
         *("--size", str(size), "--duration", f"{duration:g}", "--procs", str(procs)),
-        *("--timeout", "2", "--cgroup-cpu"),
+        *("--timeout", str(OWED_S), "--cgroup-cpu"),
         *(("--rate", f"{rate:g}") if rate else ()),
     ]
     return loadgen_report(stack, SustainedReport, *args, timeout=duration + 60)
