@@ -10,7 +10,10 @@ connections x 64 B, where the row serves that many at once):
    open loop (``--rate``: latency counted from when each message was due, so a stall cannot
    hide; coordinated omission corrected) in interleaved rounds, as in the bench;
 3. per rate: achieved rate, p50, p99 and p99.9, the bound (BOUNDS);
-4. its capacity at the target: the highest offered rate whose p99 stays under ``--target-p99``.
+4. its knee, found by halving: ``--refine`` more rates, each halfway between the highest rate
+   that held the target and the lowest that broke it (halfway to nothing when even the lowest
+   broke), so that a capacity is not one coarse rung of a ladder cut from another capacity;
+5. its capacity at the target: the highest offered rate whose p99 stays under ``--target-p99``.
 
 Every run is the C load generator's (bench/c/echo_load.c, generator.py) unless ``--generator
 python`` asks for Python loadgen, whose own lag is over 1 ms at 100 connections. With Python
@@ -23,7 +26,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,13 +73,15 @@ LOADS = ((100, 64), (1000, 64))  # (connections, message size)
 FRACTIONS = (0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
 QUICK_FRACTIONS = (0.25, 0.6, 0.9, 1.2)
 TARGET_P99_MS = 1.0
+REFINE_STEPS = 3  # rates halving the gap around each row's knee after the ladder
+QUICK_REFINE_STEPS = 1
 DESCRIPTOR_MARGIN = 16  # a server's own descriptors (listeners, stats, stdio) beside the clients
 SATURATED_BOUNDS = ("client", "both")  # loadgen at its ceiling (BOUNDS: C and C+S)
 
 
 def estimate_s(plan: LatencyPlan, rows_per_load: Sequence[int]) -> float:
     """Seconds the measured runs take (connecting 1,000 sockets counted as a run's overhead)."""
-    runs = 1 + (1 + len(plan.fractions)) * plan.rounds
+    runs = 1 + (1 + len(plan.fractions) + (plan.refine or 0)) * plan.rounds
     per_row = plan.warmup + (runs - 1) * plan.duration
     return sum(n * (per_row + runs * RUN_OVERHEAD_S) for n in rows_per_load)
 
@@ -89,14 +94,15 @@ def serves(server: type[EchoServer], connections: int) -> bool:
     return ceiling is None or connections + DESCRIPTOR_MARGIN <= ceiling
 
 
+def two_figures(rate: float) -> int:
+    """A rate to offer: ``rate`` to two significant figures, at least one message a second."""
+    step = 10 ** max(0, math.floor(math.log10(rate)) - 1) if rate >= 1 else 1
+    return max(1, round(rate / step) * step)
+
+
 def ladder(capacity: float, fractions: Sequence[float]) -> list[int]:
     """The offered rates: each fraction of ``capacity`` to two significant figures, ascending."""
-    rates = []
-    for fraction in sorted(fractions):
-        rate = capacity * fraction
-        step = 10 ** max(0, math.floor(math.log10(rate)) - 1) if rate >= 1 else 1
-        rates.append(max(1, round(rate / step) * step))
-    return rates
+    return [two_figures(capacity * fraction) for fraction in sorted(fractions)]
 
 
 def capacity_at(rungs: list[Rung], target_us: float) -> tuple[Rung | None, bool]:
@@ -109,6 +115,19 @@ def capacity_at(rungs: list[Rung], target_us: float) -> tuple[Rung | None, bool]
             return held, False
         held = rung
     return held, held is not None
+
+
+def halfway(rungs: list[Rung], target_us: float) -> int | None:
+    """The next rate to try for the knee: halfway between the highest rate that held the target
+    and the first that broke it (between nothing and the lowest, if that broke). None when the
+    knee is above the ladder or no two-figure rate is left between the two."""
+    held, open_ended = capacity_at(rungs, target_us)
+    if open_ended:
+        return None
+    low = held.offered if held else 0
+    broke = min(r.offered for r in rungs if r.offered > low)
+    rate = two_figures((low + broke) / 2)
+    return rate if low < rate < broke else None
 
 
 def capacity_record(rungs: list[Rung], target_us: float) -> Capacity | None:
@@ -179,7 +198,8 @@ def summarize_rung(offered: int, runs: list[BenchRun]) -> Rung:
 def ladder_rounds(
     stack: Stack, plan: LatencyPlan, targets: list[Target], load: tuple[int, int]
 ) -> dict[str, LatencyRow]:
-    """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds."""
+    """One load: every row's capacity, then its ladder, rung by rung in interleaved rounds,
+    then its knee, halving the gap around it (halfway) for ``plan.refine`` more rates."""
     procs = {t.name: plan.procs for t in targets}
 
     def run(target: Target, duration: float, rate: float | None = None) -> BenchRun:
@@ -195,48 +215,57 @@ def ladder_rounds(
             say(f"{target.name}: loadgen saturated with {procs[target.name]}; again with {grown}")
             procs[target.name] = grown
 
-    def interleaved(
-        first_round: int, rate_of: Callable[[str], float | None]
-    ) -> dict[str, list[BenchRun]]:
-        """``plan.rounds`` rounds of every row, each round starting one row further along."""
-        out: dict[str, list[BenchRun]] = {t.name: [] for t in targets}
-        for r in range(first_round, first_round + plan.rounds):
-            shift = r % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                out[target.name].append(run(target, plan.duration, rate_of(target.name)))
+    rounds_run = 0
+
+    def interleaved(rates: dict[str, float | None]) -> dict[str, list[BenchRun]]:
+        """``plan.rounds`` rounds of the rows in ``rates`` (None: closed loop), each round
+        starting one row further along."""
+        nonlocal rounds_run
+        rows = [t for t in targets if t.name in rates]
+        out: dict[str, list[BenchRun]] = {t.name: [] for t in rows}
+        for _ in range(plan.rounds):
+            shift = rounds_run % len(rows)
+            rounds_run += 1
+            for target in rows[shift:] + rows[:shift]:
+                out[target.name].append(run(target, plan.duration, rates[target.name]))
         return out
+
+    def climb(what: str, offered: dict[str, int]) -> None:
+        """One rate for each row in ``offered``: its rounds, summarized into the row's rungs."""
+        done = interleaved(dict(offered))
+        for name, rung_runs in done.items():
+            rungs[name].append(summarize_rung(offered[name], rung_runs))
+        say(
+            f"{load[0]} x {load[1]} B, {what}: "
+            + ", ".join(
+                f"{name} {rate:,} -> p99 {rungs[name][-1].p99_us:,} us"
+                for name, rate in offered.items()
+            )
+        )
 
     for target in targets:
         run(target, plan.warmup)
     closed = {
         name: sorted(c, key=lambda r: r.msgs_per_s)[(len(c) - 1) // 2]
-        for name, c in interleaved(0, lambda name: None).items()
+        for name, c in interleaved({t.name: None for t in targets}).items()
     }
     rates = {name: ladder(max(r.msgs_per_s, 1), plan.fractions) for name, r in closed.items()}
-    runs: dict[str, list[list[BenchRun]]] = {t.name: [] for t in targets}
+    rungs: dict[str, list[Rung]] = {t.name: [] for t in targets}
     for step in range(len(plan.fractions)):
-        offered: dict[str, float | None] = {name: rates[name][step] for name in rates}
-        done = interleaved((step + 1) * plan.rounds, offered.get)
-        for name, rung_runs in done.items():
-            runs[name].append(rung_runs)
-        say(
-            f"{load[0]} x {load[1]} B, step {step + 1}/{len(plan.fractions)}: "
-            + ", ".join(
-                f"{t.name} {rates[t.name][step]:,} -> p99 "
-                f"{statistics.median(x.latency_us.p99 for x in runs[t.name][step]):,.0f} us"
-                for t in targets
-            )
-        )
+        climb(f"step {step + 1}/{len(plan.fractions)}", {n: rates[n][step] for n in rates})
+    for step in range(plan.refine or 0):
+        probes = {t.name: halfway(rungs[t.name], plan.target_us) for t in targets}
+        wanted = {name: rate for name, rate in probes.items() if rate is not None}
+        if not wanted:
+            break
+        climb(f"knee step {step + 1}/{plan.refine}", wanted)
     out = {}
     for target in targets:
-        rungs = [
-            summarize_rung(rate, rung_runs)
-            for rate, rung_runs in zip(rates[target.name], runs[target.name], strict=True)
-        ]
+        row_rungs = sorted(rungs[target.name], key=lambda r: r.offered)
         out[target.name] = LatencyRow(
             closed_loop=lean(closed[target.name]),
-            rungs=rungs,
-            capacity_at_target=capacity_record(rungs, plan.target_us),
+            rungs=row_rungs,
+            capacity_at_target=capacity_record(row_rungs, plan.target_us),
         )
     return out
 
@@ -259,6 +288,13 @@ def build_parser() -> Parser:
     )
     p.add_argument("--duration", type=seconds, help="seconds per run (default 2, 1 with --quick)")
     p.add_argument("--rounds", type=positive(int), help="rounds per rate (default 3, 2 --quick)")
+    p.add_argument(
+        "--refine",
+        type=number(int, least=0),
+        metavar="STEPS",
+        help="rates halving the gap around each row's knee after the ladder (default "
+        f"{REFINE_STEPS}, {QUICK_REFINE_STEPS} with --quick)",
+    )
     p.add_argument(
         "--connections",
         type=connection_list,
@@ -312,6 +348,10 @@ def make_plan(args: argparse.Namespace) -> LatencyPlan:
     duration = args.duration or (1.0 if args.quick else 2.0)
     if args.generator == "c" and args.procs != 1:
         raise BenchError("--procs is Python loadgen's (--generator python); the C one is a thread")
+    target_us = (args.target_p99 or TARGET_P99_MS) * 1000
+    refine = args.refine
+    if refine is None:
+        refine = QUICK_REFINE_STEPS if args.quick else REFINE_STEPS
     return LatencyPlan(
         variants=wanted,
         c_ruler=not args.no_c,
@@ -319,10 +359,12 @@ def make_plan(args: argparse.Namespace) -> LatencyPlan:
         fractions=QUICK_FRACTIONS if args.quick else FRACTIONS,
         duration=duration,
         rounds=args.rounds or (2 if args.quick else 3),
+        refine=refine,
+        refine_target_us=target_us if refine else None,
         warmup=min(0.5, duration),
         procs=args.procs,
         max_procs=max(args.procs, cores(args.loadgen_cpus)) if args.generator == "python" else 1,
-        target_us=(args.target_p99 or TARGET_P99_MS) * 1000,
+        target_us=target_us,
         server_cpus=args.server_cpus,
         loadgen_cpus=args.loadgen_cpus,
         generator=args.generator,

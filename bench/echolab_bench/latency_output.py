@@ -31,7 +31,13 @@ def header(results: LatencyResults) -> list[str]:
         f"median of {plan.rounds} interleaved rounds), then offered rates at "
         f"{', '.join(f'{f:g}' for f in plan.fractions)} x that capacity, each in "
         f"{plan.rounds} interleaved rounds of {plan.duration:g} s, open loop (--rate: "
-        "latency from each message's due time)",
+        "latency from each message's due time)"
+        + (
+            f", then up to {plan.refine} more per row, each halfway between its highest rate "
+            f"under a p99 of {plan.refine_target_us / 1000:g} ms and its lowest over it"
+            if plan.refine and plan.refine_target_us
+            else ""
+        ),
     ]
 
 
@@ -110,7 +116,8 @@ def loadgen_notes(load: LatencyLoad, plan: LatencyPlan) -> list[str]:
                 f"- {name}: loadgen ran with {grown[0].procs} processes from "
                 f"{grown[0].offered:,} msgs/s offered (one process was the ceiling)."
             )
-    return ["Loadgen as the ceiling:", "", *notes, ""] if notes else []
+    heading = f"Loadgen as the ceiling, {load.connections} x {load.size} B:"
+    return [heading, "", *notes, ""] if notes else []
 
 
 def ladder_table(load: LatencyLoad) -> list[str]:

@@ -168,6 +168,11 @@ class LatencyPlan(Record):
     # Which of generator.GENERATORS drove every run; absent (None): Python loadgen, as in
     # every run before the C generator.
     generator: Literal["c", "python"] | None = field(default=None, metadata=OMITTED)
+    # Rates halving the gap around each row's knee after the ladder (latency.halfway), and the
+    # p99 target whose knee they looked for (target_us may later be another: retarget); absent
+    # (None): none, as in every run before them.
+    refine: int | None = field(default=None, metadata=OMITTED)
+    refine_target_us: float | None = field(default=None, metadata=OMITTED)
 
 
 @dataclass(kw_only=True)

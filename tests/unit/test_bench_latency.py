@@ -67,6 +67,16 @@ def test_capacity_says_when_the_ladder_ended_first_or_nothing_held() -> None:
     assert held is not None and held.offered == 1000
 
 
+def test_the_knee_is_looked_for_halfway_between_the_rates_that_held_and_broke() -> None:
+    rungs = [rung(1000, 200), rung(5000, 400), rung(9000, 1500), rung(12000, 800)]
+    assert latency.halfway(rungs, 1000) == 7000
+    assert latency.halfway([*rungs, rung(7000, 1200)], 1000) == 6000
+    assert latency.halfway([rung(19_000, 1184), rung(47_000, 3000)], 1000) == 9500  # to nothing
+    assert latency.halfway([rung(1000, 200), rung(2000, 300)], 1000) is None  # above the top
+    assert latency.halfway([rung(1000, 200), rung(1010, 3000)], 1000) is None  # nothing between
+    assert latency.halfway([rung(1, 3000)], 1000) is None
+
+
 def test_a_stored_run_is_read_at_another_target_from_its_rungs() -> None:
     results = fake_results()
     row = results.loads[0].rows["poll"]
@@ -141,10 +151,12 @@ def test_rounds_interleave_rows_and_grow_loadgen_where_it_was_the_ceiling(monkey
     plan = make_plan(args)
     targets = [Target(n, "variant", n, 12345, 8080, None, 1) for n in ("a", "b")]
     out = ladder_rounds(FakeStack(), plan, targets, (100, 64))
-    assert [r.offered for r in out["a"].rungs] == ladder(1000, plan.fractions)
+    # The ladder, then one rate halfway between the last that held and the first that broke.
+    assert plan.refine == 1
+    assert [r.offered for r in out["a"].rungs] == [250, 600, 750, 900, 1200]
     capacity = {name: row.capacity_at_target for name, row in out.items()}
-    assert capacity["a"] is not None and capacity["a"].offered == 600  # 0.6 held, 0.9 broke
-    assert capacity["b"] is not None and capacity["b"].offered == 1200
+    assert capacity["a"] is not None and capacity["a"].offered == 750  # 600 held, 900 broke
+    assert capacity["b"] is not None and capacity["b"].offered == 1500  # 1,200 held, 1,800 broke
     # b's warm-up saturated one process: every later run of b had two, a's kept one.
     assert {p for n, _, p in calls if n == "a"} == {1}
     assert [p for n, _, p in calls if n == "b"][:2] == [1, 2]
@@ -191,9 +203,14 @@ def test_the_tables_give_capacity_the_ratio_to_c_and_say_where_loadgen_was_the_c
     assert re.search(r"\| poll \| 36,000 \| S \| 200 \| 40,000 \(S\) \| 50% \|", tables)
     assert "Python's best at p99 < 1 ms: poll, 36,000 msgs/s, 50% of C's 72,000" in tables
     assert "C's figure is loadgen's ceiling" in tables
-    assert "- c-epoll: loadgen saturated (C+S) from 20,000 msgs/s offered" in tables
+    ceiling = (
+        "Loadgen as the ceiling, 100 x 64 B:\n\n- c-epoll: loadgen saturated (C+S) from 20,000"
+    )
+    assert ceiling in tables
     assert "Left out (they serve fewer at once): simple, pool." in tables
     assert "- load generator: C, bench/c/echo_load.c" in tables
+    knee = "then up to 1 more per row, each halfway between its highest rate under a p99 of 1 ms"
+    assert knee in tables
     assert all(line in tables for line in bound_rule())
     render_chart(fake_results(), tmp_path / "chart")
     svg = (tmp_path / "chart.svg").read_text()
