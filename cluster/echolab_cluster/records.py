@@ -5,6 +5,7 @@ attrs dicts the Docker SDK returns (the Engine API's JSON), so they are tested w
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from . import stack
@@ -103,9 +104,32 @@ def service_replicas(attrs: Attrs) -> ServiceReplicas:
     )
 
 
+@dataclass(frozen=True)
+class Ran:
+    """When a container ran, as its engine stamped it."""
+
+    started: datetime
+    finished: datetime
+
+
+def moment(stamp: str) -> datetime:
+    """An engine's timestamp (RFC 3339 in UTC, to the nanosecond) to the microsecond."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{fraction[:6]:0<6}+00:00")
+
+
+def ran(container_attrs: Attrs) -> Ran | None:
+    """When an ended container ran (from its inspect answer); None if it never started."""
+    state = container_attrs["State"]
+    if state.get("StartedAt", "").startswith("0001-"):  # Go's zero time: never started
+        return None
+    return Ran(moment(state["StartedAt"]), moment(state["FinishedAt"]))
+
+
 @dataclass
 class Task:
-    """One task of a one-shot tool service: where it ran, how it ended, what it printed."""
+    """One task of a one-shot tool service: where it ran, how it ended, what it printed, and
+    when its container ran (None when the swarm made none)."""
 
     id: str
     node: str
@@ -113,6 +137,7 @@ class Task:
     exit_code: int | None
     logs: str  # its stdout
     errors: str  # its stderr: a tool's per-connection failures, or why it could not start
+    ran: Ran | None = None
 
     def last_words(self) -> str:
         """Its last line, from stderr if it wrote there (why it failed), else from stdout."""

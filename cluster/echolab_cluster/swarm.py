@@ -256,12 +256,17 @@ class Swarm:
             for task in sorted(found, key=lambda task: task.slot)
         ]
 
-    def output(self, task: SwarmTask, node: str | None) -> tuple[str, str]:
-        """(stdout, stderr) of an ended task, read from its container on its node; the swarm's
-        reason as stderr when it made no container."""
+    def output(self, task: SwarmTask, node: str | None) -> tuple[str, str, records.Ran | None]:
+        """(stdout, stderr, when it ran) of an ended task, read from its container on its
+        node; the swarm's reason as stderr when it made no container."""
         if not (node and task.container_id):
-            return "", task.error
+            return "", task.error, None
         with speaking(f"the output of task {task.id} on {node}"):
-            logs = self.hosts.engine(node).containers.get(task.container_id).logs
-            stdout, stderr = logs(stdout=True, stderr=False), logs(stdout=False, stderr=True)
-        return stdout.decode(errors="replace"), stderr.decode(errors="replace")
+            container = self.hosts.engine(node).containers.get(task.container_id)
+            stdout = container.logs(stdout=True, stderr=False)
+            stderr = container.logs(stdout=False, stderr=True)
+        return (
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+            records.ran(container.attrs),
+        )

@@ -47,12 +47,17 @@ def test_the_tutorials_2_x_100_across_nodes_counts_exactly_200(cluster, config):
 def test_threads_across_nodes_counts_fewer(cluster, config):
     # Updates are lost only while the two clients overlap, and the swarm starts their tasks on
     # two nodes seconds apart on a busy machine (a CI run once saw none lost at 2 x 100, about
-    # 10 s each): 300 each keeps them running together for half a minute.
+    # 10 s each): 300 each keeps them running together for half a minute. That they did is
+    # checked from their containers' own times, so a failure says which of the two went wrong.
     before = counted(cluster, config, "server-threads")
     args = ["--host", "server-threads", "--repeat", "300", "--quiet"]
     tasks = cluster.swarm.run_tool("client", 2, args, TOOL_S)
     after = counted(cluster, config, "server-threads")
     assert [summary(task) for task in tasks] == [(300, 300, 0, 0)] * 2
+    windows = [task.ran for task in tasks]
+    assert all(windows), f"a client task has no container times: {windows}"
+    together = min(w.finished for w in windows) - max(w.started for w in windows)
+    assert together.total_seconds() > 10, f"the two clients hardly ran together: {windows}"
     assert sum(after.values()) - sum(before.values()) < 600, "the race lost no update"
 
 

@@ -164,3 +164,13 @@ def test_the_registry_is_the_guest_on_the_nodes_network():
 )
 def test_nodes_are_ordered_by_their_number(name: str, number: int):
     assert records.node_number(name) == number
+
+
+def test_a_containers_run_is_read_from_its_engines_nanosecond_stamps():
+    state = {"StartedAt": "2026-12-06T14:50:01.123456789Z", "FinishedAt": "2026-12-06T14:50:31.5Z"}
+    ran = records.ran({"State": state})
+    assert ran is not None
+    assert (ran.finished - ran.started).total_seconds() == pytest.approx(30.376543)
+    assert ran.started.tzinfo is not None and ran.started.microsecond == 123456
+    never = {"StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}
+    assert records.ran({"State": never}) is None
