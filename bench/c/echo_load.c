@@ -24,6 +24,12 @@
  * the loop reads it, so reading late adds nothing to its latency. The closed loop never sleeps
  * while echoes come in.
  *
+ * Before the clock starts, every connection sends one message and waits for its echo, which is
+ * checked and not counted: so the server has accepted and served every connection before the
+ * first message is due. Without it, a run at 1,000 connections and a low rate (about one
+ * message a connection) times how long the server takes to accept 1,000 sockets, not its echo.
+ * A connection whose first echo is not back within --timeout is dropped (an error).
+ *
  * Messages due in the first --warmup seconds are sent and checked but not measured; those due
  * in the next --duration seconds are. After the window no new message goes out; the ones owed
  * and in flight are waited for up to --timeout seconds, and what has not come back by then is
@@ -93,6 +99,8 @@ static int ep;
 static int64_t start, from, to, deadline; /* the schedule's origin, the window, the drain's end */
 static double period;                     /* ns between two messages in all; 0: closed loop */
 static uint64_t cursor;                   /* open loop: the next message index to release */
+static uint64_t payload_shift; /* 1 once primed: a connection's first scheduled message differs
+                                  from the one it was primed with */
 static uint32_t in_flight, live;          /* messages in flight; connections up */
 static struct counts n;
 static char first_error[160];
@@ -288,7 +296,7 @@ static void write_out(struct conn *c)
 
 static void send_message(struct conn *c, int64_t due, int64_t now)
 {
-    c->msg = payloads[(c->ident + c->seq) % PAYLOAD_VARIANTS];
+    c->msg = payloads[(c->ident + c->seq + payload_shift) % PAYLOAD_VARIANTS];
     c->seq++;
     c->due = due;
     c->sent_at = now;
@@ -407,6 +415,21 @@ static void on_readable(struct conn *c, unsigned char *buf, int64_t now, int64_t
     on_echo(c, arrived, now);
 }
 
+/* What epoll_wait found at ``now``: writes that can go on, and echoes that came in. */
+static void handle(const struct epoll_event *events, int k, unsigned char *buf, int64_t now)
+{
+    int64_t realtime = clock_ns(CLOCK_REALTIME) - now;
+    for (int e = 0; e < k; e++) {
+        struct conn *c = &conns[events[e].data.u32];
+        if (!c->alive)
+            continue;
+        if ((events[e].events & EPOLLOUT) && c->writing)
+            write_out(c);
+        if (c->alive && (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+            on_readable(c, buf, now, realtime);
+    }
+}
+
 /* -- set-up ----------------------------------------------------------------------------------- */
 
 static void make_payloads(void)
@@ -499,6 +522,35 @@ static uint32_t connect_all(const char *host, const char *port, int64_t timeout_
             conns[i].connecting = false;
         }
     return up;
+}
+
+/* One message on every connection, its echo awaited for up to ``timeout_ns``, before the
+ * schedule exists: with no window yet (``from`` past every time, ``to`` before), nothing is
+ * counted and no echo sends another. Then the connections start their schedule afresh. */
+static void prime(unsigned char *buf, int64_t timeout_ns)
+{
+    from = INT64_MAX;
+    to = 0;
+    int64_t now = now_ns(), end = now + timeout_ns;
+    for (uint32_t i = 0; i < nconns; i++)
+        if (conns[i].alive)
+            send_message(&conns[i], now, now);
+    struct epoll_event events[MAX_EVENTS];
+    while (in_flight && now < end) {
+        int k = epoll_wait(ep, events, MAX_EVENTS, (int)((end - now + 999999) / 1000000));
+        if (k < 0 && errno != EINTR) {
+            fprintf(stderr, "echo_load: epoll_wait: %s\n", strerror(errno));
+            exit(1);
+        }
+        now = now_ns();
+        handle(events, k > 0 ? k : 0, buf, now);
+    }
+    for (uint32_t i = 0; i < nconns; i++) {
+        if (conns[i].busy)
+            drop(&conns[i], "no echo of its first message in time");
+        conns[i].seq = 0;
+    }
+    payload_shift = 1;
 }
 
 /* The next moment the loop must be awake for: a due message, the window's edges, the end. */
@@ -634,6 +686,7 @@ int main(int argc, char **argv)
     }
 
     uint32_t up = connect_all(host, port, (int64_t)(timeout * 1e9));
+    prime(buf, (int64_t)(timeout * 1e9));
     start = now_ns();
     from = start + (int64_t)(warmup * 1e9);
     to = from + (int64_t)(duration * 1e9);
@@ -681,16 +734,7 @@ int main(int argc, char **argv)
             return 1;
         }
         now = now_ns();
-        int64_t realtime = clock_ns(CLOCK_REALTIME) - now;
-        for (int e = 0; e < k; e++) {
-            struct conn *c = &conns[events[e].data.u32];
-            if (!c->alive)
-                continue;
-            if ((events[e].events & EPOLLOUT) && c->writing)
-                write_out(c);
-            if (c->alive && (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                on_readable(c, buf, now, realtime);
-        }
+        handle(events, k, buf, now);
     }
     int64_t end = now < to ? now : to;
     if (!window_done) { /* ended early (no connection left): the window is what ran of it */

@@ -25,28 +25,37 @@ from echolab_common.wait import Timeout, until
 from echolab_host import Compose, engine
 
 DEADLINE = 30.0  # seconds for the container to answer /health
-# An echo server that gets every message's first byte wrong, for the generator to catch.
-MANGLER = """
-import socket, threading
-server = socket.create_server(("127.0.0.1", 12399))
+# Echo servers that misbehave in one way each, on 127.0.0.1:PORT, for the generator to catch.
+# {serve} is the body of serve(conn): it echoes what conn sends, its own way.
+MISBEHAVING = """
+import socket, threading, time
+server = socket.create_server(("127.0.0.1", PORT))
 print("listening", flush=True)
 def serve(conn):
-    while data := conn.recv(65536):
-        conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+{serve}
 while True:
     threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
 """
-# One that stalls 0.2 s before its first echo on each connection, then echoes at once.
-STALLER = """
-import socket, threading, time
-server = socket.create_server(("127.0.0.1", 12398))
-print("listening", flush=True)
-def serve(conn):
+# Every message's first byte wrong.
+MANGLER = """
+    while data := conn.recv(65536):
+        conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+"""
+# Slow to take a new connection on: 0.2 s before it serves one, then it echoes at once.
+SLOW_TO_SERVE = """
     time.sleep(0.2)
     while data := conn.recv(65536):
         conn.sendall(data)
-while True:
-    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
+# Echoes a connection's first message at once (the generator's, before its clock starts), then
+# holds the second 0.2 s, then echoes at once.
+STALLER = """
+    conn.sendall(conn.recv(65536))
+    data = conn.recv(65536)
+    time.sleep(0.2)
+    conn.sendall(data)
+    while data := conn.recv(65536):
+        conn.sendall(data)
 """
 
 
@@ -190,6 +199,18 @@ def generator(ruler: Container, *args: str) -> tuple[int, str, str]:
         run.remove(force=True)
 
 
+@contextlib.contextmanager
+def misbehaving(ruler: Container, serve: str, port: int) -> Iterator[None]:
+    """One of the MISBEHAVING servers beside the ruler, listening on ``port`` until the end."""
+    script = MISBEHAVING.replace("PORT", str(port)).format(serve=serve)
+    server = beside(ruler, "python3", "-c", script)
+    try:
+        until(lambda: b"listening" in server.logs(), "the helper server listens", DEADLINE)
+        yield
+    finally:
+        server.remove(force=True)
+
+
 def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(ruler) -> None:
     container, _, stats = ruler
     before = read_stats(stats)
@@ -200,10 +221,11 @@ def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(rul
     after = read_stats(stats)
     assert code == 0 and out.count("\n") == 1, err
     report = json.loads(out)
-    # The schedule is fixed in advance: 2,000 messages due in the measured second, 400 before.
+    # The schedule is fixed in advance: 2,000 messages due in the measured second, 400 before,
+    # and before those one message a connection, so the server had served all 10 first.
     assert report["sent"] == report["echoed"] == 2000
     assert report["mismatched"] == report["missing"] == report["errors"] == 0
-    assert after["messages"] - before["messages"] == 400 + 2000
+    assert after["messages"] - before["messages"] == 10 + 400 + 2000
     assert after["connections_total"] - before["connections_total"] == 10
     latency = report["latency_us"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["p999"] <= latency["max"]
@@ -212,32 +234,25 @@ def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(rul
 
 def test_the_generator_counts_every_wrong_echo(ruler) -> None:
     container, _, _ = ruler
-    mangler = beside(container, "python3", "-c", MANGLER)
-    try:
-        until(lambda: b"listening" in mangler.logs(), "the mangler listens", DEADLINE)
+    with misbehaving(container, MANGLER, 12399):
         code, out, err = generator(
             *(container, "--target", "127.0.0.1", "--port", "12399", "--connections", "2"),
             *("--rate", "200", "--duration", "0.5"),
         )
-    finally:
-        mangler.remove(force=True)
     assert code == 1, err
     report = json.loads(out)
-    assert report["sent"] == report["mismatched"] == 100
+    # Every wrong echo counts, the two sent before the clock (one a connection) among them.
+    assert report["sent"] == 100 and report["mismatched"] == 2 + 100
     assert report["echoed"] == report["missing"] == report["errors"] == 0
 
 
 def test_the_generator_charges_a_stall_to_every_message_it_delayed(ruler) -> None:
     container, _, _ = ruler
-    staller = beside(container, "python3", "-c", STALLER)
-    try:
-        until(lambda: b"listening" in staller.logs(), "the staller listens", DEADLINE)
+    with misbehaving(container, STALLER, 12398):
         code, out, err = generator(
             *(container, "--target", "127.0.0.1", "--port", "12398", "--connections", "1"),
             *("--rate", "100", "--duration", "1"),
         )
-    finally:
-        staller.remove(force=True)
     assert code == 0, err
     report = json.loads(out)
     # Messages due every 10 ms: the first 20 wait for the stall, 200 ms down to 10 ms, counted
@@ -245,6 +260,20 @@ def test_the_generator_charges_a_stall_to_every_message_it_delayed(ruler) -> Non
     assert report["sent"] == report["echoed"] == 100
     assert report["latency_us"]["p90"] >= 50_000
     assert report["latency_us"]["max"] >= 150_000
+
+
+def test_the_generator_starts_its_clock_once_the_server_serves_every_connection(ruler) -> None:
+    container, _, _ = ruler
+    with misbehaving(container, SLOW_TO_SERVE, 12397):
+        code, out, err = generator(
+            *(container, "--target", "127.0.0.1", "--port", "12397", "--connections", "20"),
+            *("--rate", "100", "--duration", "1"),
+        )
+    assert code == 0, err
+    report = json.loads(out)
+    # Five messages a connection: its first echo waited 0.2 s before the clock, so none did.
+    assert report["sent"] == report["echoed"] == 100 and report["served"] == 20
+    assert report["latency_us"]["max"] < 100_000
 
 
 @pytest.mark.parametrize(
