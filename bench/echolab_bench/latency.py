@@ -216,6 +216,7 @@ def ladder_rounds(
             procs[target.name] = grown
 
     rounds_run = 0
+    rungs: dict[str, list[Rung]] = {t.name: [] for t in targets}  # each row's, as they come
 
     def interleaved(rates: dict[str, float | None]) -> dict[str, list[BenchRun]]:
         """``plan.rounds`` rounds of the rows in ``rates`` (None: closed loop), each round
@@ -250,7 +251,6 @@ def ladder_rounds(
         for name, c in interleaved({t.name: None for t in targets}).items()
     }
     rates = {name: ladder(max(r.msgs_per_s, 1), plan.fractions) for name, r in closed.items()}
-    rungs: dict[str, list[Rung]] = {t.name: [] for t in targets}
     for step in range(len(plan.fractions)):
         climb(f"step {step + 1}/{len(plan.fractions)}", {n: rates[n][step] for n in rates})
     for step in range(plan.refine or 0):
