@@ -25,6 +25,7 @@ from echolab_common.wait import Timeout, until
 from echolab_host import Compose, engine
 
 DEADLINE = 30.0  # seconds for the container to answer /health
+HELPER_PORT = 12399  # where a MISBEHAVING server listens, in the ruler's network namespace
 # Echo servers that misbehave in one way each, on 127.0.0.1:PORT, for the generator to catch.
 # {serve} is the body of serve(conn): it echoes what conn sends, its own way.
 MISBEHAVING = """
@@ -199,14 +200,14 @@ def generator(ruler: Container, *args: str) -> tuple[int, str, str]:
         run.remove(force=True)
 
 
-@contextlib.contextmanager
-def misbehaving(ruler: Container, serve: str, port: int) -> Iterator[None]:
-    """One of the MISBEHAVING servers beside the ruler, listening on ``port`` until the end."""
-    script = MISBEHAVING.replace("PORT", str(port)).format(serve=serve)
+def generator_against(ruler: Container, serve: str, *args: str) -> tuple[int, str, str]:
+    """The C load generator, run once against one of the MISBEHAVING servers (started beside
+    the ruler for it, on HELPER_PORT): its exit code, stdout and stderr."""
+    script = MISBEHAVING.replace("PORT", str(HELPER_PORT)).format(serve=serve)
     server = beside(ruler, "python3", "-c", script)
     try:
         until(lambda: b"listening" in server.logs(), "the helper server listens", DEADLINE)
-        yield
+        return generator(ruler, "--target", "127.0.0.1", "--port", str(HELPER_PORT), *args)
     finally:
         server.remove(force=True)
 
@@ -234,11 +235,9 @@ def test_the_generator_sends_its_schedule_and_the_ruler_counts_every_message(rul
 
 def test_the_generator_counts_every_wrong_echo(ruler) -> None:
     container, _, _ = ruler
-    with misbehaving(container, MANGLER, 12399):
-        code, out, err = generator(
-            *(container, "--target", "127.0.0.1", "--port", "12399", "--connections", "2"),
-            *("--rate", "200", "--duration", "0.5"),
-        )
+    code, out, err = generator_against(
+        container, MANGLER, "--connections", "2", "--rate", "200", "--duration", "0.5"
+    )
     assert code == 1, err
     report = json.loads(out)
     # Every wrong echo counts, the two sent before the clock (one a connection) among them.
@@ -248,11 +247,9 @@ def test_the_generator_counts_every_wrong_echo(ruler) -> None:
 
 def test_the_generator_charges_a_stall_to_every_message_it_delayed(ruler) -> None:
     container, _, _ = ruler
-    with misbehaving(container, STALLER, 12398):
-        code, out, err = generator(
-            *(container, "--target", "127.0.0.1", "--port", "12398", "--connections", "1"),
-            *("--rate", "100", "--duration", "1"),
-        )
+    code, out, err = generator_against(
+        container, STALLER, "--connections", "1", "--rate", "100", "--duration", "1"
+    )
     assert code == 0, err
     report = json.loads(out)
     # Messages due every 10 ms: the first 20 wait for the stall, 200 ms down to 10 ms, counted
@@ -264,11 +261,9 @@ def test_the_generator_charges_a_stall_to_every_message_it_delayed(ruler) -> Non
 
 def test_the_generator_starts_its_clock_once_the_server_serves_every_connection(ruler) -> None:
     container, _, _ = ruler
-    with misbehaving(container, SLOW_TO_SERVE, 12397):
-        code, out, err = generator(
-            *(container, "--target", "127.0.0.1", "--port", "12397", "--connections", "20"),
-            *("--rate", "100", "--duration", "1"),
-        )
+    code, out, err = generator_against(
+        container, SLOW_TO_SERVE, "--connections", "20", "--rate", "100", "--duration", "1"
+    )
     assert code == 0, err
     report = json.loads(out)
     # Five messages a connection: its first echo waited 0.2 s before the clock, so none did.
