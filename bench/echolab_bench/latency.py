@@ -26,7 +26,7 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,7 +218,7 @@ def ladder_rounds(
     rounds_run = 0
     rungs: dict[str, list[Rung]] = {t.name: [] for t in targets}  # each row's, as they come
 
-    def interleaved(rates: dict[str, float | None]) -> dict[str, list[BenchRun]]:
+    def interleaved(rates: Mapping[str, float | None]) -> dict[str, list[BenchRun]]:
         """``plan.rounds`` rounds of the rows in ``rates`` (None: closed loop), each round
         starting one row further along."""
         nonlocal rounds_run
@@ -233,7 +233,7 @@ def ladder_rounds(
 
     def climb(what: str, offered: dict[str, int]) -> None:
         """One rate for each row in ``offered``: its rounds, summarized into the row's rungs."""
-        done = interleaved(dict(offered))
+        done = interleaved(offered)
         for name, rung_runs in done.items():
             rungs[name].append(summarize_rung(offered[name], rung_runs))
         say(
